@@ -1,0 +1,9 @@
+//! The core's behaviour, in the words of SPEC sections 2 to 4: one test binary.
+
+mod bom;
+mod orders;
+mod props;
+mod publish;
+mod rules;
+mod support;
+mod tidy;
