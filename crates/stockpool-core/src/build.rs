@@ -4,6 +4,7 @@
 //! way the spec's worked examples do. It goes through the same validated `State` methods
 //! as the shell; an invalid build is a bug in the caller, so it panics with the error.
 
+use crate::buffer::Buffer;
 use crate::catalog::{Channel, Component, Item, ItemKind, Listing, ListingStatus, Qty, Schedule, Store, Warehouse};
 use crate::decide::Adjustment;
 use crate::ids::{ItemId, ListingId, RuleId, StoreId, Timestamp, WarehouseId};
@@ -110,6 +111,7 @@ impl Builder {
             stock_threshold: 0,
             priority_store: None,
             safety_stock: None,
+            buffer: Buffer::None,
             created_seq: 0,
         };
         f(&mut rule);

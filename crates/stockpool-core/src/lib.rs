@@ -10,6 +10,7 @@
 //! The server, the workers, the simulator and the tests all drive this one crate.
 
 pub mod bom;
+pub mod buffer;
 pub mod build;
 pub mod catalog;
 pub mod decide;
@@ -22,6 +23,7 @@ pub mod state;
 pub mod stock;
 
 pub use bom::{Bom, BomError, Hold};
+pub use buffer::{AutoBuffer, Buffer, Latency, Velocity};
 pub use catalog::{
     CatalogError, Channel, Component, Item, ItemKind, ItemStatus, Listing, ListingStatus, MakeAction, Qty, Schedule,
     Store, Warehouse, ZeroPolicy,

@@ -6,6 +6,7 @@
 //! numbered steps of SPEC section 3, in order.
 
 use crate::bom::{bundle_units, capacity, is_makeable};
+use crate::buffer::{auto_buffer, Buffer, StoreDemand};
 use crate::catalog::{ItemKind, ItemStatus, ListingStatus, Qty, ZeroPolicy};
 use crate::ids::{ListingId, StoreId, WarehouseId};
 use crate::rules::{RuleRef, SyncRule};
@@ -72,6 +73,19 @@ pub enum Step {
     SafetyStock { pool: Qty, safety_stock: Qty, priority_store: StoreId, is_priority_store: bool, below: bool },
     /// Step 6: the sync rate.
     SyncRate { pool: Qty, sync_rate_percent: u8, quantity: Qty },
+    /// Step 6b, for a rule with `buffer: auto`: what this store holds back because the
+    /// rule's other stores may sell it before this store hears (`buffer.rs`).
+    Buffer {
+        pool: Qty,
+        favoured_store: Option<StoreId>,
+        is_favoured_store: bool,
+        /// Thousandths of a unit the other stores are expected to sell in this store's
+        /// blind window.
+        expected_elsewhere_milli: i64,
+        held_back: Qty,
+        before: Qty,
+        after: Qty,
+    },
     /// Step 7: the zero policy.
     ZeroPolicy { zero_policy: ZeroPolicy, before: Qty, after: Qty, sell_when_out_of_stock: bool, show_backorder: bool },
 }
@@ -123,11 +137,13 @@ pub(crate) fn compute<V: StockView + ?Sized>(
     let rule = state.rule_for(l.store, item.id);
     out.rule = rule.map(|r| RuleRef { id: r.id, version: r.version });
     let default_warehouses;
-    let (warehouses, rate, threshold, priority) = match rule {
-        Some(r) => (&r.warehouses[..], r.sync_rate_percent, r.stock_threshold, r.priority_store.zip(r.safety_stock)),
+    let (warehouses, rate, threshold, priority, buffer) = match rule {
+        Some(r) => {
+            (&r.warehouses[..], r.sync_rate_percent, r.stock_threshold, r.priority_store.zip(r.safety_stock), r.buffer)
+        }
         None => {
             default_warehouses = state.warehouse_ids();
-            (&default_warehouses[..], 100, 0, None)
+            (&default_warehouses[..], 100, 0, None, Buffer::None)
         }
     };
     if let Some(t) = trace.as_deref_mut() {
@@ -190,6 +206,9 @@ pub(crate) fn compute<V: StockView + ?Sized>(
             if let Some(t) = trace.as_deref_mut() {
                 t.push(Step::SyncRate { pool, sync_rate_percent: rate, quantity });
             }
+            if let (Buffer::Auto, Some(r)) = (buffer, rule) {
+                quantity = apply_auto_buffer(state, r, l.store, item.id, pool, quantity, trace.as_deref_mut());
+            }
         }
     }
 
@@ -215,6 +234,37 @@ pub(crate) fn compute<V: StockView + ?Sized>(
     }
     out.quantity = quantity;
     Some(out)
+}
+
+/// Step 6b: lowers `quantity` by what `buffer: auto` holds back from `store`. Never
+/// raises it, so the published quantity stays within the rule's pool.
+fn apply_auto_buffer(
+    state: &State,
+    rule: &SyncRule,
+    store: StoreId,
+    item: crate::ids::ItemId,
+    pool: Qty,
+    quantity: Qty,
+    trace: Option<&mut Vec<Step>>,
+) -> Qty {
+    let mut demand: Vec<StoreDemand> = Vec::with_capacity(rule.stores.len());
+    for &s in &rule.stores {
+        demand.push(StoreDemand { store: s, latency: state.store_latency(s), velocity: state.sales_velocity(s, item) });
+    }
+    let b = auto_buffer(store, &demand, rule.priority_store);
+    let after = quantity.min((pool - b.held_back).max(0));
+    if let Some(t) = trace {
+        t.push(Step::Buffer {
+            pool,
+            favoured_store: b.favoured_store,
+            is_favoured_store: b.favoured_store == Some(store),
+            expected_elsewhere_milli: b.expected_elsewhere_milli,
+            held_back: b.held_back,
+            before: quantity,
+            after,
+        });
+    }
+    after
 }
 
 fn rule_step(rule: Option<&SyncRule>, warehouses: &[WarehouseId]) -> Step {
@@ -291,6 +341,28 @@ impl fmt::Display for Explain {
                 },
                 Step::SyncRate { pool, sync_rate_percent, quantity } => {
                     writeln!(f, "floor({pool} x {sync_rate_percent}% ) = {quantity}")?
+                }
+                Step::Buffer {
+                    pool,
+                    favoured_store,
+                    is_favoured_store,
+                    expected_elsewhere_milli,
+                    held_back,
+                    before,
+                    after,
+                } => {
+                    let expected = format!("{}.{:03}", expected_elsewhere_milli / 1000, expected_elsewhere_milli % 1000);
+                    match (favoured_store, is_favoured_store) {
+                        (None, _) => writeln!(f, "buffer auto: no store sold it recently, hold back 0: {before} -> {after}")?,
+                        (Some(_), true) => {
+                            writeln!(f, "buffer auto: this is the favoured store, it shows the whole pool: {before} -> {after}")?
+                        }
+                        (Some(s), false) => writeln!(
+                            f,
+                            "buffer auto: other stores may sell {expected} before this one hears, hold back {held_back} \
+                             (favoured store #{s}): min({before}, {pool} - {held_back}) = {after}"
+                        )?,
+                    }
                 }
                 Step::ZeroPolicy { zero_policy, before, after, sell_when_out_of_stock, show_backorder } => {
                     write!(f, "zero policy {zero_policy:?}: {before} -> {after}")?;

@@ -4,6 +4,7 @@
 //! priority store inside the rule, safety stock above the threshold, at most 200 rules.
 //! Every save makes a new version; orders and sync records keep the version they saw.
 
+use crate::buffer::Buffer;
 use crate::catalog::{check_code, check_text, Qty};
 use crate::ids::{ItemId, RuleId, StoreId, WarehouseId};
 use crate::limits::Limits;
@@ -56,6 +57,11 @@ pub struct SyncRule {
     /// Below `safety_stock`, only this store keeps selling.
     pub priority_store: Option<StoreId>,
     pub safety_stock: Option<Qty>,
+    /// `auto` holds back from each store what the other stores may sell before it hears
+    /// (see `buffer.rs`). Absent in JSON means `none`, so rules saved before it existed
+    /// load unchanged.
+    #[serde(default, skip_serializing_if = "Buffer::is_none")]
+    pub buffer: Buffer,
     /// Creation order: ties in `priority` go to the older rule.
     pub created_seq: u64,
 }

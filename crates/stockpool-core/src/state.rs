@@ -11,6 +11,7 @@
 //! listings, so that a change marks exactly the listings whose quantity may move.
 
 use crate::bom::{validate_components, Bom, BomError};
+use crate::buffer::{Latency, Velocity};
 use crate::catalog::{CatalogError, Component, Item, ItemKind, Listing, Store, Warehouse};
 use crate::ids::{CardId, IdMap, IdSet, ItemId, ListingId, OrderId, RuleId, StoreId, Timestamp, WarehouseId};
 use crate::limits::Limits;
@@ -89,6 +90,10 @@ pub struct State {
     pub(crate) backorders: BTreeSet<(OrderId, u32)>,
     pub(crate) next_order_id: u64,
     pub(crate) next_card_id: u64,
+    /// Inputs of `buffer: auto`, kept current by the shell: each store's latency.
+    latencies: IdMap<StoreId, Latency>,
+    /// Inputs of `buffer: auto`: recent sales per (store, item); absent means none.
+    velocities: IdMap<(StoreId, ItemId), Velocity>,
 }
 
 const NO_COMPONENTS: &[Component] = &[];
@@ -129,6 +134,8 @@ impl State {
             backorders: BTreeSet::new(),
             next_order_id: 1,
             next_card_id: 1,
+            latencies: IdMap::default(),
+            velocities: IdMap::default(),
         }
     }
 
@@ -416,6 +423,35 @@ impl State {
         self.rules_by_store.get(&store)?.iter().map(|id| &self.rules[id]).find(|r| r.items.covers(item, sku))
     }
 
+    // ---- inputs of buffer: auto -------------------------------------------------------
+
+    /// Sets how stale a store's picture of the pool can be (`buffer: auto`). The shell
+    /// measures it (push queue, channel processing, webhook or polling delay); changing it
+    /// may move every listing of the store under a `buffer: auto` rule.
+    pub fn set_store_latency(&mut self, store: StoreId, latency: Latency) {
+        self.latencies.insert(store, latency);
+    }
+
+    /// A store's latency; zero until the shell sets it.
+    pub fn store_latency(&self, store: StoreId) -> Latency {
+        self.latencies.get(&store).copied().unwrap_or_default()
+    }
+
+    /// Sets an item's recent sales on a store (`buffer: auto`); no units forgets it. The
+    /// listings of the item under a `buffer: auto` rule may move (`listings_of_item`).
+    pub fn set_sales_velocity(&mut self, store: StoreId, item: ItemId, velocity: Velocity) {
+        if velocity.is_known() {
+            self.velocities.insert((store, item), velocity);
+        } else {
+            self.velocities.remove(&(store, item));
+        }
+    }
+
+    /// An item's recent sales on a store; none until the shell sets it.
+    pub fn sales_velocity(&self, store: StoreId, item: ItemId) -> Velocity {
+        self.velocities.get(&(store, item)).copied().unwrap_or_default()
+    }
+
     // ---- stock, orders, cards ------------------------------------------------------
 
     pub fn stock_levels(&self, item: ItemId) -> &[(WarehouseId, StockLevel)] {
@@ -463,6 +499,23 @@ impl State {
 
     pub(crate) fn due_orders(&self, now: Timestamp) -> Vec<OrderId> {
         self.deadlines.iter().take_while(|(t, _)| *t <= now).map(|(_, o)| *o).collect()
+    }
+
+    /// Restores a stock level as the shell's database holds it (the database keeps the
+    /// ledger; a state loaded this way does not). Refuses a level that breaks the
+    /// invariant, so a corrupt row is reported instead of decided on.
+    pub fn restore_level(&mut self, item: ItemId, warehouse: WarehouseId, level: StockLevel) -> Result<(), Finding> {
+        if !level.is_valid() {
+            return Err(Finding::InvalidLevel { item, warehouse, level });
+        }
+        self.keep_ledger = false;
+        self.ledger.clear();
+        let levels = self.stock.entry(item).or_default();
+        match levels.iter_mut().find(|(w, _)| *w == warehouse) {
+            Some((_, l)) => *l = level,
+            None => levels.push((warehouse, level)),
+        }
+        Ok(())
     }
 
     /// Applies a decision. Panics if a movement breaks `0 <= reserved <= on_hand`: the

@@ -1,6 +1,7 @@
 //! The core's behaviour, in the words of SPEC sections 2 to 4: one test binary.
 
 mod bom;
+mod buffer;
 mod orders;
 mod props;
 mod publish;

@@ -167,7 +167,19 @@ fn build(w: &World) -> Built {
                 r.priority_store = Some(ss[*ps as usize % ss.len()]);
                 r.safety_stock = Some(threshold + offset);
             }
+            // Bit 6 of the warehouse mask (unused for up to 3 warehouses) turns on the buffer.
+            if wmask & 0x40 != 0 {
+                r.buffer = Buffer::Auto;
+            }
         });
+    }
+    // Inputs of `buffer: auto`, derived from the indices so every case has some.
+    for (si, s) in stores.iter().enumerate() {
+        b.state.set_store_latency(*s, Latency { sync_seconds: 30 * si as i64, order_seconds: 90 * si as i64 });
+        for (ii, sku) in skus.iter().enumerate() {
+            let item = b.sku(sku);
+            b.state.set_sales_velocity(*s, item, Velocity { units: ((ii + si) % 4) as i64 * 20, window_seconds: 3600 });
+        }
     }
     for (item, wh, q) in &w.stock {
         let sku = skus[*item as usize % skus.len()].clone();

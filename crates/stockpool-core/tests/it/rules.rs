@@ -20,6 +20,7 @@ fn world() -> (Builder, SyncRule) {
         stock_threshold: 0,
         priority_store: None,
         safety_stock: None,
+        buffer: Buffer::None,
         created_seq: 0,
     };
     (b, rule)

@@ -1,0 +1,67 @@
+//! `ApiError`: every failure as an RFC 9457 problem details body with a human sentence.
+//!
+//! Store errors map to their status (`StoreError::status`); a 5xx body reveals nothing,
+//! and its cause chain goes to the log instead.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use stockpool_store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> ApiError {
+        ApiError { status, detail: detail.into() }
+    }
+    pub fn not_found(what: &str, key: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, format!("{what} {key} was not found"))
+    }
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "send a valid API token as 'Authorization: Bearer <token>'")
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            let mut chain = format!("{e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                chain.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            tracing::error!(error = %chain, "request failed");
+            let detail = if status == StatusCode::SERVICE_UNAVAILABLE {
+                e.to_string()
+            } else {
+                "the server failed to handle this request; it has been logged".to_string()
+            };
+            return ApiError::new(status, detail);
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = json!({
+            "type": "about:blank",
+            "title": title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        let mut res = (self.status, body.to_string()).into_response();
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}

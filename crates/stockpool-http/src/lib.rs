@@ -1,0 +1,677 @@
+//! stockpool-http: the HTTP API of SPEC section 6 on axum.
+//!
+//! JSON under `/api/v1` with `Authorization: Bearer <token>`; errors as RFC 9457 problem
+//! details (`error.rs`); `/healthz`, `/readyz`, `/metrics` (Prometheus text) and the
+//! OpenAPI document, generated from the same route table (`ROUTES`) the router is checked
+//! against. Handlers parse input, hand writes to the store's writer and read views from
+//! the cached workspace: no handler decides anything itself. Only this crate knows JSON
+//! on the wire.
+
+pub mod app;
+pub mod error;
+mod openapi;
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use error::ApiError;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use stockpool_core::{CardId, ListingId, OrderId, RuleId};
+use stockpool_store::exec::Command;
+use stockpool_store::model::*;
+use stockpool_store::workspace::Ws;
+use stockpool_store::Store;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use app::{shutdown_signal, Application};
+pub use openapi::{openapi, ROUTES};
+
+/// Largest request body accepted: a bulk listing import of a few thousand rows fits;
+/// anything bigger belongs in `stockpool import`.
+pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+/// Longest a request may take before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default and largest page of a list.
+pub const PAGE_DEFAULT: usize = 100;
+pub const PAGE_MAX: usize = 1000;
+/// Listings in one bulk create.
+pub const BULK_LISTINGS_MAX: usize = 5000;
+
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+}
+
+/// The whole HTTP application.
+pub fn router(store: Store) -> Router {
+    let api = Router::new()
+        .route("/warehouses", post(create_warehouse).get(list_warehouses))
+        .route("/warehouses/{code}", get(get_warehouse))
+        .route("/items", post(create_item).get(list_items))
+        .route("/items/{sku}", get(get_item).patch(patch_item))
+        .route("/items/{sku}/components", get(get_components).put(put_components))
+        .route("/items/{sku}/stock", get(get_stock))
+        .route("/stock/adjustments", post(adjust))
+        .route("/stores", post(create_store).get(list_stores))
+        .route("/stores/{code}", get(get_store).patch(patch_store))
+        .route("/listings", post(create_listing).get(list_listings))
+        .route("/listings/bulk", post(create_listings_bulk))
+        .route("/listings/{id}", get(get_listing))
+        .route("/listings/{id}/explain", get(explain_listing))
+        .route("/rules", post(create_rule).get(list_rules))
+        .route("/rules/{id}", get(get_rule).put(update_rule).delete(delete_rule))
+        .route("/orders", post(create_order).get(list_orders))
+        .route("/orders/{id}", get(get_order))
+        .route("/orders/{id}/{action}", post(order_action))
+        .route("/production-cards", post(create_card).get(list_cards))
+        .route("/production-cards/{id}", get(get_card))
+        .route("/production-cards/{id}/{action}", post(card_action))
+        .route("/sync", post(sync_now))
+        .route("/sync-records", get(list_sync_records))
+        .route("/settings", get(get_settings).put(put_settings))
+        .route("/openapi.json", get(|| async { Json(openapi()) }));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/", get(dashboard))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "there is nothing at this path") })
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(RequestBodyLimitLayer::new(BODY_BYTES_MAX))
+        .with_state(App { store })
+}
+
+// ---- extractors ---------------------------------------------------------------------
+
+/// The workspace of the request's bearer token.
+pub struct Auth(pub i64);
+
+impl FromRequestParts<App> for Auth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .ok_or_else(ApiError::unauthorized)?;
+        let token = header.strip_prefix("Bearer ").ok_or_else(ApiError::unauthorized)?.trim();
+        match app.store.workspace_for_token(token).await? {
+            Some(ws) => Ok(Auth(ws)),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+/// A JSON body whose every rejection is a problem details answer.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<App> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, app: &App) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, app).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let detail = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => {
+                        format!("the body is larger than the {BODY_BYTES_MAX} bytes allowed")
+                    }
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                        "send the body as JSON with 'Content-Type: application/json'".to_string()
+                    }
+                    _ => format!("the body is not valid: {}", rejection.body_text()),
+                };
+                let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
+                Err(ApiError::new(status, detail))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+    store: Option<String>,
+    sku: Option<String>,
+    status: Option<String>,
+    result: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+// ---- helpers --------------------------------------------------------------------------
+
+async fn exec(app: &App, ws: i64, cmd: Command) -> Result<Response, ApiError> {
+    let reply = app.store.execute(ws, cmd).await?;
+    let status = if reply.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(reply.body)).into_response())
+}
+
+/// `{"data": [...], "next_cursor": ...}` over rows sorted by key.
+fn page(mut rows: Vec<(String, Value)>, q: &ListQuery, numeric: bool) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
+    if limit == 0 || limit > PAGE_MAX {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("limit must be between 1 and {PAGE_MAX}")));
+    }
+    let key = |k: &str| -> (u64, String) {
+        if numeric {
+            (k.rsplit('_').next().and_then(|n| n.parse().ok()).unwrap_or(0), String::new())
+        } else {
+            (0, k.to_string())
+        }
+    };
+    rows.sort_by(|a, b| key(&a.0).cmp(&key(&b.0)));
+    if let Some(c) = &q.cursor {
+        let c = key(c);
+        rows.retain(|(k, _)| key(k) > c);
+    }
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more { rows.last().map(|(k, _)| k.clone()) } else { None };
+    Ok(Json(json!({"data": rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), "next_cursor": next})))
+}
+
+async fn read<T>(app: &App, ws: i64, f: impl FnOnce(&Ws) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    app.store.read(ws, f).await?
+}
+
+fn id_of(kind: Kind, ws: &Ws, s: &str, what: &str) -> Result<u64, ApiError> {
+    parse_public_id(kind, ws.id, s).ok_or_else(|| ApiError::not_found(what, s))
+}
+
+// ---- health, metrics, dashboard -------------------------------------------------------
+
+async fn readyz(State(app): State<App>) -> Result<&'static str, ApiError> {
+    sqlx_ping(&app).await?;
+    Ok("ready")
+}
+
+async fn sqlx_ping(app: &App) -> Result<(), ApiError> {
+    app.store
+        .db()
+        .fetch_all("SELECT 1", &[])
+        .await
+        .map_err(|e| ApiError::from(stockpool_store::StoreError::from(e)))?;
+    Ok(())
+}
+
+async fn metrics(State(app): State<App>) -> Result<Response, ApiError> {
+    let m = app.store.metrics();
+    let pending = app.store.outbox_pending().await?;
+    let mut text = String::new();
+    for (name, help, kind, value) in [
+        ("stockpool_commands_total", "Write commands decided.", "counter", m.commands.load(Ordering::Relaxed) as i64),
+        (
+            "stockpool_command_errors_total",
+            "Write commands refused or failed.",
+            "counter",
+            m.command_errors.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "stockpool_batches_total",
+            "Write transactions (group commits).",
+            "counter",
+            m.batches.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "stockpool_batch_failures_total",
+            "Write transactions rolled back.",
+            "counter",
+            m.batch_failures.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "stockpool_orders_created_total",
+            "Orders taken in.",
+            "counter",
+            m.orders_created.load(Ordering::Relaxed) as i64,
+        ),
+        ("stockpool_outbox_pending", "Listings with a push queued for their channel.", "gauge", pending),
+    ] {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("dashboard.html"))
+}
+
+// ---- warehouses -------------------------------------------------------------------------
+
+async fn create_warehouse(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Body(b): Body<WarehouseInput>,
+) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::CreateWarehouse(b)).await
+}
+
+async fn list_warehouses(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let rows =
+        read(&app, ws, |w| Ok(w.state.warehouses().iter().map(|x| (x.code.clone(), w.warehouse_view(x))).collect()))
+            .await?;
+    page(rows, &q, false)
+}
+
+async fn get_warehouse(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Path(code): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    read(&app, ws, |w| {
+        let x = w
+            .state
+            .warehouses()
+            .iter()
+            .find(|x| x.code == code)
+            .ok_or_else(|| ApiError::not_found("warehouse", &code))?;
+        Ok(Json(w.warehouse_view(x)))
+    })
+    .await
+}
+
+// ---- items -------------------------------------------------------------------------------
+
+async fn create_item(State(app): State<App>, Auth(ws): Auth, Body(b): Body<ItemInput>) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::CreateItem(b)).await
+}
+
+async fn list_items(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let rows = read(&app, ws, |w| {
+        Ok(w.state
+            .items()
+            .filter(|i| q.status.as_deref().is_none_or(|s| json!(i.status) == json!(s)))
+            .map(|i| (i.sku.clone(), w.item_view(i)))
+            .collect())
+    })
+    .await?;
+    page(rows, &q, false)
+}
+
+async fn get_item(State(app): State<App>, Auth(ws): Auth, Path(sku): Path<String>) -> Result<Json<Value>, ApiError> {
+    read(&app, ws, |w| {
+        Ok(Json(w.item_view(w.state.item_by_sku(&sku).ok_or_else(|| ApiError::not_found("item", &sku))?)))
+    })
+    .await
+}
+
+async fn patch_item(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Path(sku): Path<String>,
+    Body(b): Body<ItemPatch>,
+) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::PatchItem(sku, b)).await
+}
+
+async fn get_components(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Path(sku): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    read(&app, ws, |w| {
+        let item = w.state.item_by_sku(&sku).ok_or_else(|| ApiError::not_found("item", &sku))?;
+        Ok(Json(json!({"sku": item.sku, "components": w.item_view(item)["components"].clone()})))
+    })
+    .await
+}
+
+async fn put_components(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Path(sku): Path<String>,
+    Body(b): Body<ComponentsInput>,
+) -> Result<Response, ApiError> {
+    let reply = app.store.execute(ws, Command::PutComponents(sku, b)).await?;
+    Ok((StatusCode::OK, Json(json!({"sku": reply.body["sku"], "components": reply.body["components"]})))
+        .into_response())
+}
+
+async fn get_stock(State(app): State<App>, Auth(ws): Auth, Path(sku): Path<String>) -> Result<Json<Value>, ApiError> {
+    read(&app, ws, |w| {
+        let item = w.state.item_by_sku(&sku).ok_or_else(|| ApiError::not_found("item", &sku))?;
+        Ok(Json(w.stock_view(item.id)))
+    })
+    .await
+}
+
+async fn adjust(State(app): State<App>, Auth(ws): Auth, Body(b): Body<AdjustmentInput>) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::Adjust(b)).await
+}
+
+// ---- stores --------------------------------------------------------------------------------
+
+async fn create_store(State(app): State<App>, Auth(ws): Auth, Body(b): Body<StoreInput>) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::CreateStore(b)).await
+}
+
+async fn list_stores(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let rows = read(&app, ws, |w| Ok(w.state.stores().map(|s| (s.code.clone(), w.store_view(s))).collect())).await?;
+    page(rows, &q, false)
+}
+
+async fn get_store(State(app): State<App>, Auth(ws): Auth, Path(code): Path<String>) -> Result<Json<Value>, ApiError> {
+    read(&app, ws, |w| {
+        let s = w.state.stores().find(|s| s.code == code).ok_or_else(|| ApiError::not_found("store", &code))?;
+        Ok(Json(w.store_view(s)))
+    })
+    .await
+}
+
+async fn patch_store(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Path(code): Path<String>,
+    Body(b): Body<StorePatch>,
+) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::PatchStore(code, b)).await
+}
+
+// ---- listings ------------------------------------------------------------------------------
+
+async fn create_listing(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Body(b): Body<ListingInput>,
+) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::CreateListings(vec![b])).await
+}
+
+async fn create_listings_bulk(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Body(b): Body<ListingsInput>,
+) -> Result<Response, ApiError> {
+    if b.listings.is_empty() || b.listings.len() > BULK_LISTINGS_MAX {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("give 1 to {BULK_LISTINGS_MAX} listings")));
+    }
+    let mut res = exec(&app, ws, Command::CreateListings(b.listings.clone())).await?;
+    if b.listings.len() == 1 {
+        // One listing in bulk still answers as a list.
+        let (parts, body) = res.into_parts();
+        let bytes = axum::body::to_bytes(body, BODY_BYTES_MAX)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        res = (parts.status, Json(json!({"data": [v]}))).into_response();
+    }
+    Ok(res)
+}
+
+async fn list_listings(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let rows = read(&app, ws, |w| {
+        Ok(w.state
+            .listings()
+            .filter(|l| q.store.as_deref().is_none_or(|s| w.store_code(l.store) == s))
+            .filter(|l| q.sku.as_deref().is_none_or(|s| w.sku(l.item) == s))
+            .map(|l| (public_id(Kind::Listing, w.id, l.id.0), w.listing_view(l)))
+            .collect())
+    })
+    .await?;
+    page(rows, &q, true)
+}
+
+async fn get_listing(State(app): State<App>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    read(&app, ws, |w| {
+        let l = w
+            .state
+            .listing(ListingId(id_of(Kind::Listing, w, &id, "listing")?))
+            .ok_or_else(|| ApiError::not_found("listing", &id))?;
+        Ok(Json(w.listing_view(l)))
+    })
+    .await
+}
+
+async fn explain_listing(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    read(&app, ws, |w| {
+        let lid = ListingId(id_of(Kind::Listing, w, &id, "listing")?);
+        w.explain_view(lid).map(Json).ok_or_else(|| ApiError::not_found("listing", &id))
+    })
+    .await
+}
+
+// ---- rules ----------------------------------------------------------------------------------
+
+async fn create_rule(State(app): State<App>, Auth(ws): Auth, Body(b): Body<RuleInput>) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::CreateRule(b)).await
+}
+
+async fn list_rules(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let rows = read(&app, ws, |w| {
+        Ok(w.state.rules().map(|r| (public_id(Kind::Rule, w.id, r.id.0), w.rule_view(r))).collect())
+    })
+    .await?;
+    page(rows, &q, true)
+}
+
+async fn get_rule(State(app): State<App>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    read(&app, ws, |w| {
+        let r =
+            w.state.rule(RuleId(id_of(Kind::Rule, w, &id, "rule")?)).ok_or_else(|| ApiError::not_found("rule", &id))?;
+        Ok(Json(w.rule_view(r)))
+    })
+    .await
+}
+
+async fn update_rule(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Path(id): Path<String>,
+    Body(b): Body<RuleInput>,
+) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::UpdateRule(id, b)).await
+}
+
+async fn delete_rule(State(app): State<App>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::DeleteRule(id)).await
+}
+
+// ---- orders ---------------------------------------------------------------------------------
+
+async fn create_order(State(app): State<App>, Auth(ws): Auth, Body(b): Body<OrderInput>) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::CreateOrder(b)).await
+}
+
+async fn list_orders(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let rows = read(&app, ws, |w| {
+        Ok(w.state
+            .orders()
+            .filter(|o| q.status.as_deref().is_none_or(|s| o.status.as_str() == s))
+            .filter(|o| q.store.as_deref().is_none_or(|s| w.store_code(o.store) == s))
+            .map(|o| (public_id(Kind::Order, w.id, o.id.0), w.order_view(o)))
+            .collect())
+    })
+    .await?;
+    page(rows, &q, true)
+}
+
+async fn get_order(State(app): State<App>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    read(&app, ws, |w| {
+        let o = w
+            .state
+            .order(OrderId(id_of(Kind::Order, w, &id, "order")?))
+            .ok_or_else(|| ApiError::not_found("order", &id))?;
+        Ok(Json(w.order_view(o)))
+    })
+    .await
+}
+
+async fn order_action(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let action = match action.as_str() {
+        "accept" => OrderAction::Accept,
+        "decline" => OrderAction::Decline,
+        "pay" => OrderAction::Pay,
+        "fulfill" => OrderAction::Fulfill,
+        "cancel" => OrderAction::Cancel,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("orders have no action {other:?}: use accept, decline, pay, fulfill or cancel"),
+            ))
+        }
+    };
+    exec(&app, ws, Command::Order(id, action)).await
+}
+
+// ---- production cards ---------------------------------------------------------------------------
+
+async fn create_card(State(app): State<App>, Auth(ws): Auth, Body(b): Body<CardInput>) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::CreateCard(b)).await
+}
+
+async fn list_cards(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let rows = read(&app, ws, |w| {
+        Ok(w.state
+            .cards()
+            .filter(|c| q.status.as_deref().is_none_or(|s| json!(c.status) == json!(s)))
+            .map(|c| (public_id(Kind::Card, w.id, c.id.0), w.card_view(c)))
+            .collect())
+    })
+    .await?;
+    page(rows, &q, true)
+}
+
+async fn get_card(State(app): State<App>, Auth(ws): Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    read(&app, ws, |w| {
+        let c = w
+            .state
+            .card(CardId(id_of(Kind::Card, w, &id, "production card")?))
+            .ok_or_else(|| ApiError::not_found("production card", &id))?;
+        Ok(Json(w.card_view(c)))
+    })
+    .await
+}
+
+async fn card_action(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let action = match action.as_str() {
+        "start" => CardAction::Start,
+        "done" => CardAction::Done,
+        "cancel" => CardAction::Cancel,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("production cards have no action {other:?}: use start, done or cancel"),
+            ))
+        }
+    };
+    exec(&app, ws, Command::Card(id, action)).await
+}
+
+// ---- sync ----------------------------------------------------------------------------------------
+
+async fn sync_now(State(app): State<App>, Auth(ws): Auth, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    // The body is optional here: an empty one means every store.
+    let input: SyncInput = if body.iter().all(u8::is_ascii_whitespace) {
+        SyncInput::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not valid: {e}")))?
+    };
+    exec(&app, ws, Command::SyncNow(input)).await
+}
+
+async fn list_sync_records(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (store, item) = read(&app, ws, |w| {
+        let store = match &q.store {
+            Some(code) => Some(w.store_id(code).map_err(|_| ApiError::not_found("store", code))?.0 as i64),
+            None => None,
+        };
+        let item = match &q.sku {
+            Some(sku) => Some(w.item_id(sku).map_err(|_| ApiError::not_found("item", sku))?.0 as i64),
+            None => None,
+        };
+        Ok((store, item))
+    })
+    .await?;
+    let rows = app.store.sync_records(ws, store, item, q.result.clone(), q.since, q.until).await?;
+    let rows = read(&app, ws, |w| {
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let key = format!("sr_{}", r.id);
+                let v = json!({
+                    "id": key, "listing": public_id(Kind::Listing, w.id, r.listing as u64),
+                    "store": w.store_code(stockpool_core::StoreId(r.store as u64)), "sku": w.sku(stockpool_core::ItemId(r.item as u64)),
+                    "old_quantity": r.old_quantity, "new_quantity": r.new_quantity, "reason": r.reason,
+                    "rule": r.rule.map(|(id, v)| json!({"id": public_id(Kind::Rule, w.id, id as u64), "version": v})),
+                    "result": r.result, "detail": r.detail,
+                    "created_at": stockpool_store::workspace::millis_to_rfc3339(r.created_at),
+                });
+                (key, v)
+            })
+            .collect())
+    })
+    .await?;
+    page(rows, &q, true)
+}
+
+async fn get_settings(State(app): State<App>, Auth(ws): Auth) -> Result<Json<Value>, ApiError> {
+    read(&app, ws, |w| Ok(Json(json!({"sync_enabled": w.state.sync_enabled()})))).await
+}
+
+#[derive(Deserialize)]
+struct SettingsInput {
+    sync_enabled: bool,
+}
+
+async fn put_settings(
+    State(app): State<App>,
+    Auth(ws): Auth,
+    Body(b): Body<SettingsInput>,
+) -> Result<Response, ApiError> {
+    exec(&app, ws, Command::SetSyncEnabled(b.sync_enabled)).await
+}

@@ -1,0 +1,47 @@
+//! No oversell under racing requests: 200 concurrent single-unit orders for 50 units.
+
+use crate::both;
+use crate::helpers::*;
+use serde_json::json;
+
+pub async fn race(app: &TestApp, orders: usize) -> (usize, usize) {
+    let mut tasks = Vec::new();
+    for i in 0..orders {
+        let client = app.client.clone();
+        let url = format!("{}/api/v1/orders", app.base);
+        let token = app.token.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"store":"etsy","external_id": format!("RACE-{i}"),"lines":[{"store_sku":"MUG-RED","quantity":1}]});
+            to_res(client.post(url).bearer_auth(token).json(&body).send().await.unwrap()).await
+        }));
+    }
+    let (mut confirmed, mut oversold) = (0, 0);
+    for t in tasks {
+        let res = t.await.unwrap();
+        assert_eq!(res.status, 201, "{}", res.body);
+        match res.body["lines"][0]["status"].as_str().unwrap() {
+            "confirmed" => confirmed += 1,
+            "oversold" => oversold += 1,
+            other => panic!("unexpected line status {other}"),
+        }
+    }
+    (confirmed, oversold)
+}
+
+both!(two_hundred_concurrent_orders_for_fifty_units_confirm_exactly_fifty, |app: TestApp| async move {
+    seed_mug(&app).await;
+    expect(
+        &app.post("/api/v1/stock/adjustments", json!({"sku":"MUG-RED","warehouse":"main","set":50,"reason":"counted"}))
+            .await,
+        201,
+    );
+    let (confirmed, oversold) = race(&app, 200).await;
+    assert_eq!((confirmed, oversold), (50, 150));
+    let stock = app.get("/api/v1/items/MUG-RED/stock").await.body;
+    assert_eq!(stock["warehouses"][0], json!({"warehouse":"main","on_hand":50,"reserved":50,"available":0}));
+    assert_eq!(
+        app.get("/api/v1/orders?status=needs_attention&limit=1000").await.body["data"].as_array().unwrap().len(),
+        150
+    );
+    assert_eq!(app.check().await, Vec::<String>::new());
+});

@@ -1,0 +1,126 @@
+//! Workspaces, API tokens and dashboard users.
+//!
+//! An API token is 32 random bytes shown once (`sp_` + hex); only its SHA-256 is stored,
+//! which is enough for a secret of that entropy and keeps the per-request check cheap.
+//! Dashboard passwords are low-entropy, so they are stored as Argon2id hashes.
+
+use crate::db::args;
+use crate::{Store, StoreError};
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+/// Characters in a workspace name.
+pub const WORKSPACE_NAME_LEN_MAX: usize = 100;
+
+fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn random_hex(bytes: usize) -> Result<String, StoreError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| StoreError::Invalid(format!("no randomness available: {e}")))?;
+    Ok(hex::encode(buf))
+}
+
+impl Store {
+    /// The id of workspace `name`, created if missing.
+    pub async fn ensure_workspace(&self, name: &str) -> Result<i64, StoreError> {
+        if name.trim().is_empty() || name.chars().count() > WORKSPACE_NAME_LEN_MAX {
+            return Err(StoreError::Invalid(format!(
+                "a workspace name needs 1 to {WORKSPACE_NAME_LEN_MAX} characters"
+            )));
+        }
+        let pool = &self.inner.db.pool;
+        let now = self.now().0;
+        sqlx::query_with(
+            "INSERT INTO workspaces (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            args(&[name.into(), now.into()]),
+        )
+        .execute(pool)
+        .await?;
+        let row =
+            sqlx::query_with("SELECT id FROM workspaces WHERE name = $1", args(&[name.into()])).fetch_one(pool).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Creates a new API token for workspace `name` (creating the workspace if missing)
+    /// and returns it; it is never shown again.
+    pub async fn create_token(&self, workspace: &str) -> Result<String, StoreError> {
+        let ws = self.ensure_workspace(workspace).await?;
+        let token = format!("sp_{}", random_hex(32)?);
+        sqlx::query_with(
+            "INSERT INTO api_tokens (token_hash, workspace_id, created_at) VALUES ($1, $2, $3)",
+            args(&[hash_token(&token).into(), ws.into(), self.now().0.into()]),
+        )
+        .execute(&self.inner.db.pool)
+        .await?;
+        Ok(token)
+    }
+
+    /// The workspace a bearer token belongs to.
+    pub async fn workspace_for_token(&self, token: &str) -> Result<Option<i64>, StoreError> {
+        if token.len() > 200 {
+            return Ok(None);
+        }
+        let hash = hash_token(token);
+        if let Some(ws) = self.inner.tokens.read().unwrap().get(&hash) {
+            return Ok(Some(*ws));
+        }
+        let row =
+            sqlx::query_with("SELECT workspace_id FROM api_tokens WHERE token_hash = $1", args(&[hash.clone().into()]))
+                .fetch_optional(&self.inner.db.pool)
+                .await?;
+        let ws = match row {
+            Some(r) => Some(r.try_get::<i64, _>(0)?),
+            None => None,
+        };
+        if let Some(ws) = ws {
+            self.inner.tokens.write().unwrap().insert(hash, ws);
+        }
+        Ok(ws)
+    }
+
+    /// Creates (or resets the password of) a dashboard user.
+    pub async fn create_user(&self, workspace: &str, email: &str, password: &str) -> Result<(), StoreError> {
+        if !email.contains('@') || email.len() > 254 {
+            return Err(StoreError::Invalid(format!("{email:?} is not an email address")));
+        }
+        if password.chars().count() < 8 || password.len() > 1024 {
+            return Err(StoreError::Invalid("a password needs at least 8 characters".into()));
+        }
+        let ws = self.ensure_workspace(workspace).await?;
+        let salt = SaltString::encode_b64(random_hex(16)?.as_bytes())
+            .map_err(|e| StoreError::Invalid(format!("cannot make a salt: {e}")))?;
+        let hash = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| StoreError::Invalid(format!("cannot hash the password: {e}")))?
+            .to_string();
+        sqlx::query_with(
+            "INSERT INTO users (workspace_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (workspace_id, email) DO UPDATE SET password_hash = excluded.password_hash",
+            args(&[ws.into(), email.into(), hash.into(), self.now().0.into()]),
+        )
+        .execute(&self.inner.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The workspace of a user whose password matches.
+    pub async fn verify_user(&self, email: &str, password: &str) -> Result<Option<i64>, StoreError> {
+        let rows =
+            sqlx::query_with("SELECT workspace_id, password_hash FROM users WHERE email = $1", args(&[email.into()]))
+                .fetch_all(&self.inner.db.pool)
+                .await?;
+        for r in rows {
+            let hash: String = r.try_get(1)?;
+            if let Ok(parsed) = PasswordHash::new(&hash) {
+                if Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() {
+                    return Ok(Some(r.try_get(0)?));
+                }
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,314 @@
+//! The database connection: one `Db` over SQLite or PostgreSQL, with the schema.
+//!
+//! Both backends go through sqlx's `Any` driver with one SQL dialect (`$n` parameters,
+//! `ON CONFLICT`, integers and text only); the few statements that differ are chosen by
+//! `Backend`. SQLite runs in WAL mode with `synchronous=FULL`, so an acknowledged write
+//! survives `kill -9` and power loss; PostgreSQL runs with its defaults (`fsync` on).
+
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Arguments, Executor};
+use std::time::Duration;
+
+/// Which database is behind the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One value bound to a statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Arg {
+    I64(i64),
+    Text(String),
+    Null,
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::I64(v)
+    }
+}
+impl From<u64> for Arg {
+    fn from(v: u64) -> Self {
+        Arg::I64(v as i64)
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::I64(i64::from(v))
+    }
+}
+impl<T: Into<Arg>> From<Option<T>> for Arg {
+    fn from(v: Option<T>) -> Self {
+        v.map(Into::into).unwrap_or(Arg::Null)
+    }
+}
+
+/// Builds sqlx arguments from `Arg`s.
+pub fn args(values: &[Arg]) -> AnyArguments<'static> {
+    let mut a = AnyArguments::default();
+    for v in values {
+        // Binding an owned i64, String or Option never fails.
+        let _ = match v {
+            Arg::I64(i) => a.add(*i),
+            Arg::Text(t) => a.add(t.clone()),
+            Arg::Null => a.add(Option::<i64>::None),
+        };
+    }
+    a
+}
+
+/// Connections in the pool. The writer uses one; the rest serve reads and the CLI. Small
+/// on purpose: this machine has 2 cores, and SQLite has one writer anyway.
+pub const POOL_CONNECTIONS_MAX: u32 = 8;
+/// How long to wait for a connection before failing the request.
+pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite: how long a statement waits on a lock held by another connection.
+pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+
+/// A connection pool and its backend.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// A database URL we cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("database URL {0:?} is neither sqlite:// nor postgres://")]
+    UnknownScheme(String),
+    #[error("cannot open the database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+}
+
+impl Db {
+    /// Opens (creating a SQLite file if missing) and migrates.
+    pub async fn connect(url: &str) -> Result<Db, ConnectError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(ConnectError::UnknownScheme(url.to_string()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+            }
+            _ => url.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(POOL_CONNECTIONS_MAX)
+            .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode=WAL").await?;
+                        conn.execute("PRAGMA synchronous=FULL").await?;
+                        conn.execute("PRAGMA foreign_keys=ON").await?;
+                        conn.execute(format!("PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}").as_str()).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        let db = Db { pool, backend };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)").await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM schema_version").fetch_one(&mut *conn).await?;
+        let current = current.unwrap_or(0);
+        for (i, step) in MIGRATIONS.iter().enumerate() {
+            let version = i as i64 + 1;
+            if version <= current {
+                continue;
+            }
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            for stmt in step.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+                let stmt = match self.backend {
+                    Backend::Sqlite => stmt.replace("BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+                    Backend::Postgres => stmt.to_string(),
+                };
+                tx.execute(stmt.as_str()).await?;
+            }
+            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)").bind(version).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Runs one statement outside any transaction.
+    pub async fn fetch_all(&self, sql: &str, values: &[Arg]) -> Result<Vec<AnyRow>, sqlx::Error> {
+        sqlx::query_with(sql, args(values)).fetch_all(&self.pool).await
+    }
+}
+
+/// The schema, one entry per version. Every table is keyed by workspace first: nothing
+/// crosses workspaces. Documents (items, rules, orders, cards, stores) are the core's own
+/// types as JSON text; the columns beside them are what queries filter on.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE workspaces (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    seq BIGINT NOT NULL DEFAULT 0,
+    next_id BIGINT NOT NULL DEFAULT 1,
+    sync_enabled BIGINT NOT NULL DEFAULT 1,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE api_tokens (
+    token_hash TEXT PRIMARY KEY,
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE users (
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    email TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, email)
+);
+CREATE TABLE warehouses (
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    id BIGINT NOT NULL,
+    code TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id),
+    UNIQUE (workspace_id, code)
+);
+CREATE TABLE items (
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    id BIGINT NOT NULL,
+    sku TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id),
+    UNIQUE (workspace_id, sku)
+);
+CREATE TABLE components (
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    item_id BIGINT NOT NULL,
+    position BIGINT NOT NULL,
+    component_id BIGINT NOT NULL,
+    quantity BIGINT NOT NULL CHECK (quantity > 0),
+    PRIMARY KEY (workspace_id, item_id, position)
+);
+CREATE TABLE stores (
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    id BIGINT NOT NULL,
+    code TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id),
+    UNIQUE (workspace_id, code)
+);
+CREATE TABLE listings (
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    id BIGINT NOT NULL,
+    store_id BIGINT NOT NULL,
+    external_id TEXT NOT NULL,
+    store_sku TEXT NOT NULL,
+    item_id BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    published_quantity BIGINT NOT NULL DEFAULT 0,
+    published_doc TEXT,
+    PRIMARY KEY (workspace_id, id),
+    UNIQUE (workspace_id, store_id, external_id)
+);
+CREATE TABLE rules (
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    id BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id)
+);
+CREATE TABLE rule_versions (
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    id BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, id, version)
+);
+CREATE TABLE stock_levels (
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    item_id BIGINT NOT NULL,
+    warehouse_id BIGINT NOT NULL,
+    on_hand BIGINT NOT NULL,
+    reserved BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, item_id, warehouse_id),
+    CHECK (reserved >= 0 AND reserved <= on_hand)
+);
+CREATE TABLE movements (
+    id BIGSERIAL PRIMARY KEY,
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    item_id BIGINT NOT NULL,
+    warehouse_id BIGINT NOT NULL,
+    on_hand_delta BIGINT NOT NULL,
+    reserved_delta BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX movements_by_level ON movements (workspace_id, item_id, warehouse_id);
+CREATE TABLE orders (
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    id BIGINT NOT NULL,
+    store_id BIGINT NOT NULL,
+    external_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, id),
+    UNIQUE (workspace_id, store_id, external_id)
+);
+CREATE INDEX orders_by_status ON orders (workspace_id, status);
+CREATE TABLE cards (
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    id BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id)
+);
+CREATE TABLE outbox (
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    listing_id BIGINT NOT NULL,
+    quantity BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    queued_at BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, listing_id)
+);
+CREATE TABLE sync_records (
+    id BIGSERIAL PRIMARY KEY,
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    listing_id BIGINT NOT NULL,
+    store_id BIGINT NOT NULL,
+    item_id BIGINT NOT NULL,
+    old_quantity BIGINT,
+    new_quantity BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    rule_id BIGINT,
+    rule_version BIGINT,
+    result TEXT NOT NULL,
+    detail TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX sync_records_by_time ON sync_records (workspace_id, created_at)
+"];

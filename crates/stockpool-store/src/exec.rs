@@ -1,0 +1,660 @@
+//! Every write, decided on the cached workspace and turned into the statements of its
+//! transaction.
+//!
+//! `execute` parses a command's input into core types (codes to ids), asks the core,
+//! applies the result to the cache, and returns the reply plus the statements that make it
+//! durable: ledger rows, guarded stock-level updates, order and card documents, and for
+//! every listing whose published quantity moved, the new figure and one pending push in the
+//! outbox (latest value wins). The writer runs those statements in the batch's
+//! transaction and replies only after commit.
+
+use crate::db::Arg;
+use crate::model::*;
+use crate::workspace::Ws;
+use crate::StoreError;
+use serde_json::{json, Value};
+use stockpool_core::*;
+
+/// One write to perform.
+#[derive(Clone, Debug)]
+pub enum Command {
+    CreateWarehouse(WarehouseInput),
+    CreateItem(ItemInput),
+    PatchItem(String, ItemPatch),
+    PutComponents(String, ComponentsInput),
+    Adjust(AdjustmentInput),
+    CreateStore(StoreInput),
+    PatchStore(String, StorePatch),
+    CreateListings(Vec<ListingInput>),
+    CreateRule(RuleInput),
+    UpdateRule(String, RuleInput),
+    DeleteRule(String),
+    CreateOrder(OrderInput),
+    Order(String, OrderAction),
+    CreateCard(CardInput),
+    Card(String, CardAction),
+    SyncNow(SyncInput),
+    SetSyncEnabled(bool),
+    Sweep,
+    /// Several commands, all or nothing: the first refused one refuses the whole batch,
+    /// its error naming the command's index (CSV import, demo seed).
+    Batch(Vec<Command>),
+}
+
+/// What a command answers: the object, and whether it was created.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub created: bool,
+    pub body: Value,
+}
+
+/// One SQL statement of a batch. `guard`: it must change exactly one row, or the whole
+/// batch is rolled back (the second defence behind the core's own check).
+#[derive(Clone, Debug)]
+pub struct Stmt {
+    pub sql: &'static str,
+    pub args: Vec<Arg>,
+    pub guard: bool,
+}
+
+fn stmt(sql: &'static str, args: Vec<Arg>) -> Stmt {
+    Stmt { sql, args, guard: false }
+}
+
+/// Decides one command on `ws` and returns its reply and statements. On `Err` nothing
+/// in `ws` has changed.
+pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec<Stmt>), StoreError> {
+    let mut out = Vec::new();
+    let reply = match cmd {
+        Command::CreateWarehouse(input) => {
+            if ws.state.warehouses().iter().any(|w| w.code == input.code) {
+                return Err(StoreError::Conflict(format!("warehouse {} already exists", input.code)));
+            }
+            let w = Warehouse { id: WarehouseId(ws.new_id()), code: input.code.clone(), name: input.name.clone() };
+            ws.state.add_warehouse(w.clone())?;
+            out.push(stmt(
+                "INSERT INTO warehouses (workspace_id, id, code, name) VALUES ($1, $2, $3, $4)",
+                vec![ws.id.into(), w.id.0.into(), w.code.clone().into(), w.name.clone().into()],
+            ));
+            refresh_all(ws, now, &mut out);
+            Reply { created: true, body: ws.warehouse_view(&w) }
+        }
+        Command::CreateItem(input) => {
+            if ws.state.item_by_sku(&input.sku).is_some() {
+                return Err(StoreError::Conflict(format!("item {} already exists", input.sku)));
+            }
+            let mut item = Item::new(ItemId(ws.next_id), input.sku.clone(), input.kind.unwrap_or(ItemKind::Product));
+            if let Some(n) = &input.name {
+                item.name = n.clone();
+            }
+            if let Some(u) = &input.unit {
+                item.unit = u.clone();
+            }
+            patch_item(&mut item, &input.settings);
+            ws.state.upsert_item(item.clone())?;
+            ws.new_id();
+            out.push(item_stmt(ws, &item));
+            Reply { created: true, body: ws.item_view(&item) }
+        }
+        Command::PatchItem(sku, patch) => {
+            let mut item = ws.state.item_by_sku(sku).cloned().ok_or_else(|| StoreError::not_found("item", sku))?;
+            patch_item(&mut item, patch);
+            ws.state.upsert_item(item.clone())?;
+            out.push(item_stmt(ws, &item));
+            let touched = ws.state.dependents(&[item.id]).into_iter().collect::<Vec<_>>();
+            refresh(ws, &ws.state.affected_listings(&touched), now, &mut out);
+            Reply { created: false, body: ws.item_view(&item) }
+        }
+        Command::PutComponents(sku, input) => {
+            let item = ws.state.item_by_sku(sku).cloned().ok_or_else(|| StoreError::not_found("item", sku))?;
+            let mut comps = Vec::with_capacity(input.components.len());
+            for c in &input.components {
+                comps.push(Component { item: ws.item_id(&c.sku)?, quantity: c.quantity });
+            }
+            let old = ws.state.components(item.id).to_vec();
+            ws.state.set_components(item.id, comps.clone())?;
+            out.push(stmt(
+                "DELETE FROM components WHERE workspace_id = $1 AND item_id = $2",
+                vec![ws.id.into(), item.id.0.into()],
+            ));
+            for (i, c) in comps.iter().enumerate() {
+                out.push(stmt(
+                    "INSERT INTO components (workspace_id, item_id, position, component_id, quantity) VALUES ($1, $2, $3, $4, $5)",
+                    vec![ws.id.into(), item.id.0.into(), (i as i64).into(), c.item.0.into(), c.quantity.into()],
+                ));
+            }
+            let mut touched: Vec<ItemId> = vec![item.id];
+            touched.extend(old.iter().chain(comps.iter()).map(|c| c.item));
+            let listings = ws.state.affected_listings(&[item.id]);
+            refresh(ws, &listings, now, &mut out);
+            Reply { created: false, body: ws.item_view(&item) }
+        }
+        Command::Adjust(input) => {
+            let item = ws.item_id(&input.sku)?;
+            let w = ws.warehouse_id(&input.warehouse)?;
+            let adjustment = match (input.delta, input.set) {
+                (Some(d), None) => Adjustment::Delta(d),
+                (None, Some(s)) => Adjustment::Set(s),
+                _ => return Err(StoreError::Invalid("give exactly one of delta or set".into())),
+            };
+            let reason = input.reason.clone().unwrap_or_else(|| "adjustment".into());
+            let change = ws.state.adjust(item, w, adjustment, &reason, now)?;
+            apply_change(ws, &change, now, &mut out);
+            Reply { created: true, body: ws.stock_view(item) }
+        }
+        Command::CreateStore(input) => {
+            if ws.state.stores().any(|s| s.code == input.code) {
+                return Err(StoreError::Conflict(format!("store {} already exists", input.code)));
+            }
+            if input.channel == Channel::Webhook && input.url.is_none() {
+                return Err(StoreError::Invalid("a webhook store needs a url to push to".into()));
+            }
+            let store = Store {
+                id: StoreId(ws.next_id),
+                code: input.code.clone(),
+                name: input.name.clone(),
+                channel: input.channel,
+                schedule: schedule(input.schedule.as_ref())?,
+                enabled: input.enabled.unwrap_or(true),
+            };
+            let extra = StoreExtra {
+                url: check_url(input.url.clone())?,
+                base_url: check_url(input.base_url.clone())?,
+                secret: input.secret.clone(),
+                credentials: input.credentials.clone(),
+            };
+            ws.state.upsert_store(store.clone())?;
+            ws.new_id();
+            ws.store_extra.insert(store.id, extra);
+            out.push(store_stmt(ws, &store)?);
+            Reply { created: true, body: ws.store_view(&store) }
+        }
+        Command::PatchStore(code, patch) => {
+            let mut store =
+                ws.state.store(ws.store_id(code).map_err(|_| StoreError::not_found("store", code))?).cloned().unwrap();
+            let mut extra = ws.store_extra.get(&store.id).cloned().unwrap_or_default();
+            if let Some(n) = &patch.name {
+                store.name = n.clone();
+            }
+            if let Some(s) = &patch.schedule {
+                store.schedule = schedule(Some(s))?;
+            }
+            if let Some(e) = patch.enabled {
+                store.enabled = e;
+            }
+            if patch.url.is_some() {
+                extra.url = check_url(patch.url.clone())?;
+            }
+            if patch.base_url.is_some() {
+                extra.base_url = check_url(patch.base_url.clone())?;
+            }
+            if patch.secret.is_some() {
+                extra.secret = patch.secret.clone();
+            }
+            if patch.credentials.is_some() {
+                extra.credentials = patch.credentials.clone();
+            }
+            ws.state.upsert_store(store.clone())?;
+            ws.store_extra.insert(store.id, extra);
+            out.push(store_stmt(ws, &store)?);
+            refresh_all(ws, now, &mut out);
+            Reply { created: false, body: ws.store_view(&store) }
+        }
+        Command::CreateListings(inputs) => {
+            // All or nothing: validate every listing on a copy first.
+            let mut trial = ws.state.clone();
+            let mut created = Vec::with_capacity(inputs.len());
+            let mut next = ws.next_id;
+            for (i, input) in inputs.iter().enumerate() {
+                let at = |e: StoreError| if inputs.len() > 1 { e.at(i) } else { e };
+                let store = ws.store_id(&input.store).map_err(at)?;
+                let item = ws.item_id(&input.sku).map_err(at)?;
+                let listing = Listing {
+                    id: ListingId(next),
+                    store,
+                    external_id: input.external_id.clone(),
+                    store_sku: input.store_sku.clone().unwrap_or_else(|| input.sku.clone()),
+                    item,
+                    status: input.status.unwrap_or_default(),
+                };
+                trial.upsert_listing(listing.clone()).map_err(|e| at(e.into()))?;
+                next += 1;
+                created.push(listing);
+            }
+            ws.state = trial;
+            ws.next_id = next;
+            for l in &created {
+                out.push(stmt(
+                    "INSERT INTO listings (workspace_id, id, store_id, external_id, store_sku, item_id, status) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    vec![
+                        ws.id.into(),
+                        l.id.0.into(),
+                        l.store.0.into(),
+                        l.external_id.clone().into(),
+                        l.store_sku.clone().into(),
+                        l.item.0.into(),
+                        listing_status(l.status).into(),
+                    ],
+                ));
+            }
+            let ids: Vec<ListingId> = created.iter().map(|l| l.id).collect();
+            refresh(ws, &ids, now, &mut out);
+            let views: Vec<Value> = created.iter().map(|l| ws.listing_view(l)).collect();
+            let body = if views.len() == 1 && matches!(cmd, Command::CreateListings(v) if v.len() == 1) {
+                views.into_iter().next().unwrap()
+            } else {
+                json!({ "data": views })
+            };
+            Reply { created: true, body }
+        }
+        Command::CreateRule(input) => {
+            let rule = rule_from(ws, RuleId(ws.next_id), input)?;
+            let r = ws.state.save_rule(rule)?;
+            ws.new_id();
+            rule_stmts(ws, r, now, &mut out);
+            refresh_all(ws, now, &mut out);
+            Reply { created: true, body: ws.rule_view(ws.state.rule(r.id).unwrap()) }
+        }
+        Command::UpdateRule(id, input) => {
+            let rid = RuleId(parse_public_id(Kind::Rule, ws.id, id).ok_or_else(|| StoreError::not_found("rule", id))?);
+            if ws.state.rule(rid).is_none() {
+                return Err(StoreError::not_found("rule", id));
+            }
+            let rule = rule_from(ws, rid, input)?;
+            let r = ws.state.save_rule(rule)?;
+            rule_stmts(ws, r, now, &mut out);
+            refresh_all(ws, now, &mut out);
+            Reply { created: false, body: ws.rule_view(ws.state.rule(r.id).unwrap()) }
+        }
+        Command::DeleteRule(id) => {
+            let rid = RuleId(parse_public_id(Kind::Rule, ws.id, id).ok_or_else(|| StoreError::not_found("rule", id))?);
+            let rule = ws.state.delete_rule(rid).ok_or_else(|| StoreError::not_found("rule", id))?;
+            out.push(stmt("DELETE FROM rules WHERE workspace_id = $1 AND id = $2", vec![ws.id.into(), rid.0.into()]));
+            refresh_all(ws, now, &mut out);
+            Reply { created: false, body: ws.rule_view(&rule) }
+        }
+        Command::CreateOrder(input) => {
+            let store = ws.store_id(&input.store)?;
+            let mut lines = Vec::with_capacity(input.lines.len());
+            for (i, l) in input.lines.iter().enumerate() {
+                let listing = match (&l.store_sku, &l.external_id) {
+                    (Some(sku), _) => ws.state.listing_by_store_sku(store, sku),
+                    (None, Some(ext)) => ws.state.listing_by_external_id(store, ext),
+                    (None, None) => {
+                        return Err(StoreError::Invalid(format!("line {i}: give store_sku or external_id")))
+                    }
+                };
+                let store_sku = l
+                    .store_sku
+                    .clone()
+                    .or_else(|| listing.map(|x| x.store_sku.clone()))
+                    .or_else(|| l.external_id.clone());
+                lines.push(NewLine {
+                    store_sku: store_sku.unwrap_or_default(),
+                    listing: listing.map(|x| x.id),
+                    quantity: l.quantity,
+                });
+            }
+            let new = NewOrder {
+                store,
+                external_id: input.external_id.clone(),
+                lines,
+                payment: match input.payment.clone().unwrap_or_default() {
+                    PaymentInput::Immediate => Payment::Immediate,
+                    PaymentInput::AfterAcceptance => Payment::AfterAcceptance,
+                },
+                pay_within_seconds: input.pay_within_seconds,
+                source: OrderSource::Api,
+            };
+            match ws.state.take_order(&new, now)? {
+                Intake::Created { order, change } => {
+                    apply_change(ws, &change, now, &mut out);
+                    Reply { created: true, body: ws.order_view(ws.state.order(order).unwrap()) }
+                }
+                Intake::Duplicate { order } => {
+                    Reply { created: false, body: ws.order_view(ws.state.order(order).unwrap()) }
+                }
+            }
+        }
+        Command::Order(id, action) => {
+            let oid =
+                OrderId(parse_public_id(Kind::Order, ws.id, id).ok_or_else(|| StoreError::not_found("order", id))?);
+            if ws.state.order(oid).is_none() {
+                return Err(StoreError::not_found("order", id));
+            }
+            let change = match action {
+                OrderAction::Accept => ws.state.accept(oid, now),
+                OrderAction::Decline => ws.state.decline(oid, now),
+                OrderAction::Pay => ws.state.pay(oid, now),
+                OrderAction::Fulfill => ws.state.fulfill(oid, now),
+                OrderAction::Cancel => ws.state.cancel(oid, now),
+            }?;
+            apply_change(ws, &change, now, &mut out);
+            Reply { created: false, body: ws.order_view(ws.state.order(oid).unwrap()) }
+        }
+        Command::CreateCard(input) => {
+            let item = ws.item_id(&input.sku)?;
+            let w = ws.warehouse_id(&input.warehouse)?;
+            let (card, change) = ws.state.create_card(item, w, input.quantity, now)?;
+            apply_change(ws, &change, now, &mut out);
+            Reply { created: true, body: ws.card_view(ws.state.card(card).unwrap()) }
+        }
+        Command::Card(id, action) => {
+            let cid = CardId(
+                parse_public_id(Kind::Card, ws.id, id).ok_or_else(|| StoreError::not_found("production card", id))?,
+            );
+            if ws.state.card(cid).is_none() {
+                return Err(StoreError::not_found("production card", id));
+            }
+            let change = match action {
+                CardAction::Start => ws.state.start_card(cid, now),
+                CardAction::Done => ws.state.finish_card(cid, now),
+                CardAction::Cancel => ws.state.cancel_card(cid, now),
+            }?;
+            apply_change(ws, &change, now, &mut out);
+            Reply { created: false, body: ws.card_view(ws.state.card(cid).unwrap()) }
+        }
+        Command::SyncNow(input) => {
+            let stores: Vec<StoreId> = match &input.store {
+                Some(code) => vec![ws.store_id(code)?],
+                None => ws.state.stores().map(|s| s.id).collect(),
+            };
+            let listings: Vec<ListingId> =
+                ws.state.listings().filter(|l| stores.contains(&l.store)).map(|l| l.id).collect();
+            let published = ws.state.recompute(&listings);
+            for p in &published {
+                queue_push(ws, p, "sync_now", now, &mut out);
+            }
+            Reply { created: false, body: json!({"queued": published.len()}) }
+        }
+        Command::SetSyncEnabled(on) => {
+            ws.state.set_sync_enabled(*on);
+            out.push(stmt("UPDATE workspaces SET sync_enabled = $1 WHERE id = $2", vec![(*on).into(), ws.id.into()]));
+            refresh_all(ws, now, &mut out);
+            Reply { created: false, body: json!({"sync_enabled": on}) }
+        }
+        Command::Batch(cmds) => {
+            let saved = ws.clone();
+            let mut bodies = Vec::with_capacity(cmds.len());
+            for (i, c) in cmds.iter().enumerate() {
+                match execute(ws, c, now) {
+                    Ok((r, stmts)) => {
+                        out.extend(stmts);
+                        bodies.push(r.body);
+                    }
+                    Err(e) => {
+                        *ws = saved;
+                        return Err(e.at(i));
+                    }
+                }
+            }
+            Reply { created: true, body: json!({"data": bodies}) }
+        }
+        Command::Sweep => {
+            let change = ws.state.sweep(now);
+            let n = change.orders.len();
+            if !change.is_empty() {
+                apply_change(ws, &change, now, &mut out);
+            }
+            Reply { created: false, body: json!({"expired": n}) }
+        }
+    };
+    Ok((reply, out))
+}
+
+fn patch_item(item: &mut Item, p: &ItemPatch) {
+    if let Some(v) = &p.name {
+        item.name = v.clone();
+    }
+    if let Some(v) = &p.unit {
+        item.unit = v.clone();
+    }
+    if let Some(v) = p.kind {
+        item.kind = v;
+    }
+    if let Some(v) = p.status {
+        item.status = v;
+    }
+    if let Some(v) = p.stock_plus_capacity {
+        item.stock_plus_capacity = v;
+    }
+    if let Some(v) = p.make_action {
+        item.make_action = v;
+    }
+    if let Some(v) = p.zero_policy {
+        item.zero_policy = v;
+    }
+    if let Some(v) = p.continue_quantity {
+        item.continue_quantity = v;
+    }
+    if let Some(v) = p.accept_within_seconds {
+        item.accept_within_seconds = v;
+    }
+}
+
+fn item_stmt(ws: &Ws, item: &Item) -> Stmt {
+    stmt(
+        "INSERT INTO items (workspace_id, id, sku, doc) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (workspace_id, id) DO UPDATE SET sku = excluded.sku, doc = excluded.doc",
+        vec![ws.id.into(), item.id.0.into(), item.sku.clone().into(), to_json(item).into()],
+    )
+}
+
+fn store_stmt(ws: &Ws, store: &Store) -> Result<Stmt, StoreError> {
+    let extra = ws.store_extra.get(&store.id).cloned().unwrap_or_default();
+    Ok(stmt(
+        "INSERT INTO stores (workspace_id, id, code, doc) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (workspace_id, id) DO UPDATE SET code = excluded.code, doc = excluded.doc",
+        vec![ws.id.into(), store.id.0.into(), store.code.clone().into(), to_json(&(store, extra)).into()],
+    ))
+}
+
+fn schedule(s: Option<&ScheduleInput>) -> Result<Schedule, StoreError> {
+    match s {
+        None => Ok(Schedule::Realtime),
+        Some(ScheduleInput::Named(n)) if n == "realtime" => Ok(Schedule::Realtime),
+        Some(ScheduleInput::Named(n)) => {
+            Err(StoreError::Invalid(format!("schedule {n:?} is unknown: use \"realtime\" or {{\"every_minutes\": N}}")))
+        }
+        Some(ScheduleInput::Every { every_minutes }) if (1..=1440).contains(every_minutes) => {
+            Ok(Schedule::EveryMinutes(*every_minutes))
+        }
+        Some(ScheduleInput::Every { every_minutes }) => {
+            Err(StoreError::Invalid(format!("every_minutes must be between 1 and 1440, got {every_minutes}")))
+        }
+    }
+}
+
+fn check_url(url: Option<String>) -> Result<Option<String>, StoreError> {
+    match url {
+        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2048 => {
+            Err(StoreError::Invalid(format!("{u:?} is not an http(s) URL of at most 2048 characters")))
+        }
+        other => Ok(other),
+    }
+}
+
+fn listing_status(s: ListingStatus) -> &'static str {
+    match s {
+        ListingStatus::Active => "active",
+        ListingStatus::Draft => "draft",
+    }
+}
+
+fn rule_from(ws: &Ws, id: RuleId, input: &RuleInput) -> Result<SyncRule, StoreError> {
+    let items = match &input.items {
+        None => ItemsSelector::All,
+        Some(ItemsInput::Named(n)) if n == "all" => ItemsSelector::All,
+        Some(ItemsInput::Named(n)) => {
+            return Err(StoreError::Invalid(format!(
+                "items {n:?} is unknown: use \"all\", {{\"skus\": [...]}} or {{\"prefix\": \"...\"}}"
+            )))
+        }
+        Some(ItemsInput::Skus { skus }) => {
+            ItemsSelector::Items(skus.iter().map(|s| ws.item_id(s)).collect::<Result<_, _>>()?)
+        }
+        Some(ItemsInput::Prefix { prefix }) => ItemsSelector::Prefix(prefix.clone()),
+    };
+    let rate = input.sync_rate_percent.unwrap_or(100);
+    if !(1..=100).contains(&rate) {
+        return Err(RuleError::RateOutOfRange { got: rate }.into());
+    }
+    let priority_store = match &input.priority_store {
+        Some(code) => {
+            let id = ws.store_id(code)?;
+            if !input.stores.contains(code) {
+                return Err(RuleError::PriorityStoreNotInRule { store: code.clone() }.into());
+            }
+            Some(id)
+        }
+        None => None,
+    };
+    Ok(SyncRule {
+        id,
+        version: 0,
+        name: input.name.clone(),
+        priority: input.priority.unwrap_or(100),
+        enabled: input.enabled.unwrap_or(true),
+        items,
+        warehouses: input.warehouses.iter().map(|w| ws.warehouse_id(w)).collect::<Result<_, _>>()?,
+        stores: input.stores.iter().map(|s| ws.store_id(s)).collect::<Result<_, _>>()?,
+        sync_rate_percent: rate as u8,
+        stock_threshold: input.stock_threshold.unwrap_or(0),
+        priority_store,
+        safety_stock: input.safety_stock,
+        buffer: input.buffer.unwrap_or_default(),
+        created_seq: 0,
+    })
+}
+
+fn rule_stmts(ws: &Ws, r: RuleRef, now: Timestamp, out: &mut Vec<Stmt>) {
+    let rule = ws.state.rule(r.id).expect("saved rule");
+    let doc = to_json(rule);
+    out.push(stmt(
+        "INSERT INTO rules (workspace_id, id, version, doc) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (workspace_id, id) DO UPDATE SET version = excluded.version, doc = excluded.doc",
+        vec![ws.id.into(), r.id.0.into(), i64::from(r.version).into(), doc.clone().into()],
+    ));
+    out.push(stmt(
+        "INSERT INTO rule_versions (workspace_id, id, version, doc, created_at) VALUES ($1, $2, $3, $4, $5)",
+        vec![ws.id.into(), r.id.0.into(), i64::from(r.version).into(), doc.into(), now.0.into()],
+    ));
+}
+
+/// Persists a core decision and applies it to the cache: ledger rows, guarded stock
+/// levels, orders, cards, and the pushes it causes.
+fn apply_change(ws: &mut Ws, change: &Change, now: Timestamp, out: &mut Vec<Stmt>) {
+    // Stock levels: one guarded statement per level, with the net of its movements.
+    let mut net: Vec<(ItemId, WarehouseId, Qty, Qty)> = Vec::new();
+    for m in &change.movements {
+        out.push(stmt(
+            "INSERT INTO movements (workspace_id, item_id, warehouse_id, on_hand_delta, reserved_delta, reason, reference, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            vec![
+                ws.id.into(),
+                m.item.0.into(),
+                m.warehouse.0.into(),
+                m.on_hand_delta.into(),
+                m.reserved_delta.into(),
+                to_json(&m.reason).trim_matches('"').to_string().into(),
+                to_json(&m.reference).into(),
+                now.0.into(),
+            ],
+        ));
+        match net.iter_mut().find(|(i, w, _, _)| *i == m.item && *w == m.warehouse) {
+            Some(n) => {
+                n.2 += m.on_hand_delta;
+                n.3 += m.reserved_delta;
+            }
+            None => net.push((m.item, m.warehouse, m.on_hand_delta, m.reserved_delta)),
+        }
+    }
+    for (item, w, on_hand, reserved) in net {
+        // The row first (a zero level always satisfies the CHECK), then the guarded change:
+        // the statement itself refuses to break 0 <= reserved <= on_hand.
+        out.push(stmt(
+            "INSERT INTO stock_levels (workspace_id, item_id, warehouse_id, on_hand, reserved) VALUES ($1, $2, $3, 0, 0) \
+             ON CONFLICT (workspace_id, item_id, warehouse_id) DO NOTHING",
+            vec![ws.id.into(), item.0.into(), w.0.into()],
+        ));
+        out.push(Stmt {
+            sql: "UPDATE stock_levels SET on_hand = on_hand + $4, reserved = reserved + $5 \
+                  WHERE workspace_id = $1 AND item_id = $2 AND warehouse_id = $3 \
+                  AND on_hand + $4 >= reserved + $5 AND reserved + $5 >= 0",
+            args: vec![ws.id.into(), item.0.into(), w.0.into(), on_hand.into(), reserved.into()],
+            guard: true,
+        });
+    }
+    for o in &change.orders {
+        out.push(stmt(
+            "INSERT INTO orders (workspace_id, id, store_id, external_id, status, doc, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, doc = excluded.doc, updated_at = excluded.updated_at",
+            vec![
+                ws.id.into(),
+                o.id.0.into(),
+                o.store.0.into(),
+                o.external_id.clone().into(),
+                o.status.as_str().into(),
+                to_json(o).into(),
+                o.created_at.0.into(),
+                now.0.into(),
+            ],
+        ));
+    }
+    for c in &change.cards {
+        out.push(stmt(
+            "INSERT INTO cards (workspace_id, id, status, doc) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, doc = excluded.doc",
+            vec![
+                ws.id.into(),
+                c.id.0.into(),
+                to_json(&c.status).trim_matches('"').to_string().into(),
+                to_json(c).into(),
+            ],
+        ));
+    }
+    ws.state.apply(change);
+    let listings = ws.state.affected_listings(&change.touched_items());
+    refresh(ws, &listings, now, out);
+}
+
+fn refresh_all(ws: &mut Ws, now: Timestamp, out: &mut Vec<Stmt>) {
+    let all: Vec<ListingId> = ws.state.listings().map(|l| l.id).collect();
+    refresh(ws, &all, now, out);
+}
+
+/// Recomputes `listings`; each whose publication changed gets its new figure and one
+/// pending push (latest value wins).
+fn refresh(ws: &mut Ws, listings: &[ListingId], now: Timestamp, out: &mut Vec<Stmt>) {
+    for p in ws.state.recompute(listings) {
+        let old = ws.published.get(&p.listing).copied();
+        let moved = old.map(|o| (o.quantity, o.sell_when_out_of_stock, o.show_backorder))
+            != Some((p.quantity, p.sell_when_out_of_stock, p.show_backorder));
+        if moved {
+            queue_push(ws, &p, "stock_change", now, out);
+        } else if old.map(|o| o.rule) != Some(p.rule) {
+            ws.published.insert(p.listing, p);
+        }
+    }
+}
+
+fn queue_push(ws: &mut Ws, p: &Published, reason: &str, now: Timestamp, out: &mut Vec<Stmt>) {
+    let old = ws.published.insert(p.listing, *p);
+    let doc = to_json(&json!({
+        "published": p, "old_quantity": old.map(|o| o.quantity), "reason": reason,
+    }));
+    out.push(stmt(
+        "UPDATE listings SET published_quantity = $1, published_doc = $2 WHERE workspace_id = $3 AND id = $4",
+        vec![p.quantity.into(), to_json(p).into(), ws.id.into(), p.listing.0.into()],
+    ));
+    out.push(stmt(
+        "INSERT INTO outbox (workspace_id, listing_id, quantity, doc, queued_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (workspace_id, listing_id) DO UPDATE SET quantity = excluded.quantity, doc = excluded.doc, queued_at = excluded.queued_at",
+        vec![ws.id.into(), p.listing.0.into(), p.quantity.into(), doc.into(), now.0.into()],
+    ));
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).expect("core types serialize")
+}

@@ -1,0 +1,370 @@
+//! stockpool-store: everything that touches the database.
+//!
+//! `Store` is a cheap handle shared by the HTTP layer, the CLI and the workers. Writes go
+//! through one writer task per process (`writer.rs`), which commits a batch of commands
+//! per transaction (group commit) and replies only after commit, so an acknowledged write
+//! is durable. Each command is decided by the core on the cached workspace (`workspace.rs`,
+//! `exec.rs`). On PostgreSQL the workspace rows a batch touches are locked in id order
+//! (`SELECT ... FOR UPDATE`) before anything is decided, and every stock update carries its
+//! guard in the statement, so several `serve` processes on one database stay correct.
+//!
+//! Only this crate knows SQL.
+
+pub mod auth;
+pub mod db;
+pub mod exec;
+pub mod model;
+pub mod workspace;
+mod writer;
+
+pub use db::{Backend, Db};
+pub use exec::{Command, Reply};
+pub use writer::BATCH_COMMANDS_MAX;
+
+use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use stockpool_core::{BomError, CatalogError, OrderError, RuleError, StockError, Timestamp};
+use tokio::sync::{mpsc, oneshot};
+use workspace::Ws;
+
+/// Everything a store operation can fail with. HTTP maps each to a status and a problem
+/// body; the message is a sentence for a person.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} {key} was not found")]
+    NotFound { what: &'static str, key: String },
+    #[error("unknown {what} {key}")]
+    Unknown { what: &'static str, key: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Catalog(#[from] CatalogError),
+    #[error("{0}")]
+    Bom(#[from] BomError),
+    #[error("{0}")]
+    Rule(#[from] RuleError),
+    #[error("{0}")]
+    Order(#[from] OrderError),
+    #[error("{0}")]
+    Stock(#[from] StockError),
+    #[error("item {index}: {source}")]
+    At { index: usize, source: Box<StoreError> },
+    #[error("the database failed")]
+    Db(#[from] sqlx::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("the server is shutting down or overloaded; try again")]
+    Unavailable,
+}
+
+impl StoreError {
+    pub fn not_found(what: &'static str, key: &str) -> Self {
+        StoreError::NotFound { what, key: key.to_string() }
+    }
+    pub fn unknown(what: &'static str, key: &str) -> Self {
+        StoreError::Unknown { what, key: key.to_string() }
+    }
+    /// The same error, for element `index` of a bulk request.
+    pub fn at(self, index: usize) -> Self {
+        StoreError::At { index, source: Box::new(self) }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            StoreError::NotFound { .. } => 404,
+            StoreError::Unknown { .. }
+            | StoreError::Invalid(_)
+            | StoreError::Bom(_)
+            | StoreError::Rule(_)
+            | StoreError::Stock(_) => 422,
+            StoreError::Catalog(CatalogError::Duplicate { .. }) | StoreError::Conflict(_) => 409,
+            StoreError::Catalog(_) => 422,
+            StoreError::Order(OrderError::UnknownOrder { .. } | OrderError::UnknownCard { .. }) => 404,
+            StoreError::Order(
+                OrderError::WrongStatus { .. }
+                | OrderError::CardWrongStatus { .. }
+                | OrderError::NotReadyToFulfill { .. }
+                | OrderError::CardBelongsToOrder { .. },
+            ) => 409,
+            StoreError::Order(_) => 422,
+            StoreError::At { source, .. } => source.status(),
+            StoreError::Db(_) | StoreError::Corrupt(_) => 500,
+            StoreError::Unavailable => 503,
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Default, Debug)]
+pub struct Metrics {
+    pub commands: AtomicU64,
+    pub command_errors: AtomicU64,
+    pub batches: AtomicU64,
+    pub batch_failures: AtomicU64,
+    pub orders_created: AtomicU64,
+}
+
+/// Where the server reads time: the one clock seam. Tests pass a settable clock.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Timestamp(d.as_millis() as i64)
+    })
+}
+
+pub(crate) struct Job {
+    pub ws: i64,
+    pub cmd: Command,
+    pub reply: oneshot::Sender<Result<Reply, StoreError>>,
+}
+
+pub(crate) struct Inner {
+    pub db: Db,
+    pub cache: Mutex<HashMap<i64, Arc<RwLock<Ws>>>>,
+    pub clock: Clock,
+    pub metrics: Metrics,
+    pub tokens: RwLock<HashMap<String, i64>>,
+}
+
+/// Commands waiting for the writer. Beyond this, callers wait (backpressure) rather than
+/// queue without bound.
+pub const WRITER_QUEUE_MAX: usize = 4096;
+
+/// The handle to the database, the cache and the writer.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+    tx: mpsc::Sender<Job>,
+}
+
+impl Store {
+    /// Opens the database (migrating it) and starts the writer task. The writer stops
+    /// when every `Store` handle is dropped; await the returned handle to see it finish.
+    pub async fn open(url: &str, clock: Clock) -> Result<(Store, tokio::task::JoinHandle<()>), db::ConnectError> {
+        let db = Db::connect(url).await?;
+        let inner = Arc::new(Inner {
+            db,
+            cache: Mutex::new(HashMap::new()),
+            clock,
+            metrics: Metrics::default(),
+            tokens: RwLock::new(HashMap::new()),
+        });
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE_MAX);
+        let handle = tokio::spawn(writer::run(inner.clone(), rx));
+        Ok((Store { inner, tx }, handle))
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.inner.clock)()
+    }
+
+    /// Runs one write command for a workspace; returns after it is durably committed.
+    pub async fn execute(&self, ws: i64, cmd: Command) -> Result<Reply, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Job { ws, cmd, reply }).await.map_err(|_| StoreError::Unavailable)?;
+        rx.await.map_err(|_| StoreError::Unavailable)?
+    }
+
+    /// Reads from the workspace as last committed (reloaded first if another process
+    /// changed it).
+    pub async fn read<T>(&self, ws: i64, f: impl FnOnce(&Ws) -> T) -> Result<T, StoreError> {
+        let cached = self.inner.cache.lock().unwrap().get(&ws).cloned();
+        let fresh = match cached {
+            Some(c) if self.inner.db.backend == Backend::Sqlite => c,
+            Some(c) => {
+                let seq: i64 = sqlx::query_scalar("SELECT seq FROM workspaces WHERE id = $1")
+                    .bind(ws)
+                    .fetch_one(&self.inner.db.pool)
+                    .await?;
+                if c.read().unwrap().seq >= seq {
+                    c
+                } else {
+                    self.load(ws).await?
+                }
+            }
+            None => self.load(ws).await?,
+        };
+        let guard = fresh.read().unwrap();
+        Ok(f(&guard))
+    }
+
+    async fn load(&self, ws: i64) -> Result<Arc<RwLock<Ws>>, StoreError> {
+        let mut conn = self.inner.db.pool.acquire().await?;
+        let loaded = Ws::load(&mut conn, self.inner.db.backend, ws).await?;
+        let mut cache = self.inner.cache.lock().unwrap();
+        match cache.get(&ws) {
+            Some(c) if c.read().unwrap().seq >= loaded.seq => Ok(c.clone()),
+            _ => {
+                let h = Arc::new(RwLock::new(loaded));
+                cache.insert(ws, h.clone());
+                Ok(h)
+            }
+        }
+    }
+
+    /// Expires every due order request and unpaid acceptance, in every workspace that has
+    /// one. The server calls this at least once a second.
+    pub async fn sweep_due(&self) -> Result<usize, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT workspace_id FROM orders WHERE status = 'requested' OR status = 'awaiting_payment'",
+        )
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        let now = self.now();
+        let mut swept = 0;
+        for r in rows {
+            let ws: i64 = r.try_get(0)?;
+            let due = self.read(ws, |w| w.state.next_deadline().is_some_and(|d| d <= now)).await?;
+            if due {
+                let reply = self.execute(ws, Command::Sweep).await?;
+                swept += reply.body["expired"].as_u64().unwrap_or(0) as usize;
+            }
+        }
+        Ok(swept)
+    }
+
+    /// Pending pushes in the outbox, for `/metrics`.
+    pub async fn outbox_pending(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&self.inner.db.pool).await?)
+    }
+
+    /// Proves the stored data keeps its promises: every stock level is the sum of its
+    /// movements and `0 <= reserved <= on_hand`, and reserved stock is exactly what open
+    /// orders and cards hold. Returns one sentence per finding.
+    pub async fn check(&self) -> Result<Vec<String>, StoreError> {
+        let pool = &self.inner.db.pool;
+        let mut findings = Vec::new();
+        let levels = sqlx::query(
+            "SELECT s.workspace_id, s.item_id, s.warehouse_id, s.on_hand, s.reserved, \
+                    COALESCE(m.on_hand, 0), COALESCE(m.reserved, 0) \
+             FROM stock_levels s LEFT JOIN ( \
+                 SELECT workspace_id, item_id, warehouse_id, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved \
+                 FROM movements GROUP BY workspace_id, item_id, warehouse_id) m \
+             ON m.workspace_id = s.workspace_id AND m.item_id = s.item_id AND m.warehouse_id = s.warehouse_id",
+        )
+        .fetch_all(pool)
+        .await?;
+        for r in &levels {
+            let v: Vec<i64> = (0..7).map(|i| r.try_get::<i64, _>(i).unwrap_or(i64::MIN)).collect();
+            if v[3] != v[5] || v[4] != v[6] {
+                findings.push(format!(
+                    "workspace {} item {} warehouse {}: stock level on_hand {} reserved {} but movements sum to {} and {}",
+                    v[0], v[1], v[2], v[3], v[4], v[5], v[6]
+                ));
+            }
+            if !(0 <= v[4] && v[4] <= v[3]) {
+                findings.push(format!(
+                    "workspace {} item {} warehouse {}: reserved {} is outside 0..=on_hand {}",
+                    v[0], v[1], v[2], v[4], v[3]
+                ));
+            }
+        }
+        let orphans = sqlx::query(
+            "SELECT m.workspace_id, m.item_id, m.warehouse_id FROM movements m LEFT JOIN stock_levels s \
+             ON m.workspace_id = s.workspace_id AND m.item_id = s.item_id AND m.warehouse_id = s.warehouse_id \
+             WHERE s.item_id IS NULL GROUP BY m.workspace_id, m.item_id, m.warehouse_id",
+        )
+        .fetch_all(pool)
+        .await?;
+        for r in orphans {
+            findings.push(format!(
+                "workspace {} item {} warehouse {}: movements without a stock level",
+                r.try_get::<i64, _>(0)?,
+                r.try_get::<i64, _>(1)?,
+                r.try_get::<i64, _>(2)?
+            ));
+        }
+        let workspaces = sqlx::query("SELECT id FROM workspaces ORDER BY id").fetch_all(pool).await?;
+        for r in workspaces {
+            let id: i64 = r.try_get(0)?;
+            let mut conn = pool.acquire().await?;
+            match Ws::load(&mut conn, self.inner.db.backend, id).await {
+                Ok(ws) => {
+                    for f in ws.state.check() {
+                        findings.push(format!("workspace {id}: {f:?}"));
+                    }
+                }
+                Err(e) => findings.push(format!("workspace {id}: cannot be loaded: {e}")),
+            }
+        }
+        Ok(findings)
+    }
+}
+
+/// One push attempt to one listing, as recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyncRecord {
+    pub id: i64,
+    pub listing: i64,
+    pub store: i64,
+    pub item: i64,
+    pub old_quantity: Option<i64>,
+    pub new_quantity: i64,
+    pub reason: String,
+    pub rule: Option<(i64, i64)>,
+    pub result: String,
+    pub detail: Option<String>,
+    pub created_at: i64,
+}
+
+/// Sync records returned by one query at most; the API pages within them.
+pub const SYNC_RECORDS_QUERY_MAX: i64 = 10_000;
+
+impl Store {
+    /// Sync records of a workspace, newest last, filtered by store, item, result and time
+    /// (milliseconds since the epoch).
+    pub async fn sync_records(
+        &self,
+        ws: i64,
+        store: Option<i64>,
+        item: Option<i64>,
+        result: Option<String>,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> Result<Vec<SyncRecord>, StoreError> {
+        let rows = sqlx::query_with(
+            "SELECT id, listing_id, store_id, item_id, old_quantity, new_quantity, reason, rule_id, rule_version, result, detail, created_at \
+             FROM sync_records WHERE workspace_id = $1 AND ($2 IS NULL OR store_id = $2) AND ($3 IS NULL OR item_id = $3) \
+             AND ($4 IS NULL OR result = $4) AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6) \
+             ORDER BY id LIMIT $7",
+            db::args(&[ws.into(), store.into(), item.into(), result.into(), since.into(), until.into(), SYNC_RECORDS_QUERY_MAX.into()]),
+        )
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let rule_id: Option<i64> = r.try_get(7)?;
+                let rule_version: Option<i64> = r.try_get(8)?;
+                Ok(SyncRecord {
+                    id: r.try_get(0)?,
+                    listing: r.try_get(1)?,
+                    store: r.try_get(2)?,
+                    item: r.try_get(3)?,
+                    old_quantity: r.try_get(4)?,
+                    new_quantity: r.try_get(5)?,
+                    reason: r.try_get(6)?,
+                    rule: rule_id.zip(rule_version),
+                    result: r.try_get(9)?,
+                    detail: r.try_get(10)?,
+                    created_at: r.try_get(11)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,237 @@
+//! The shapes the outside world sends and gets (SPEC section 6), and their public ids.
+//!
+//! Inputs are parsed from JSON by the HTTP layer and from CSV by the importer straight
+//! into these types; views are what every endpoint answers. Field names are SPEC's words.
+//! Listings, orders, rules and cards are addressed by public ids that carry their
+//! workspace (`ord_7_42`), so an id from another workspace is recognised and answers 404.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use stockpool_core::{Channel, ItemKind, ItemStatus, ListingStatus, MakeAction, Qty, ZeroPolicy};
+
+/// Kinds of object with a public id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Listing,
+    Order,
+    Rule,
+    Card,
+}
+
+impl Kind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Listing => "lst",
+            Kind::Order => "ord",
+            Kind::Rule => "rul",
+            Kind::Card => "crd",
+        }
+    }
+}
+
+/// `ord_7_42`: the order 42 of workspace 7.
+pub fn public_id(kind: Kind, workspace: i64, id: u64) -> String {
+    format!("{}_{workspace}_{id}", kind.prefix())
+}
+
+/// The local id behind a public id, if it is of this kind and this workspace.
+pub fn parse_public_id(kind: Kind, workspace: i64, s: &str) -> Option<u64> {
+    let rest = s.strip_prefix(kind.prefix())?.strip_prefix('_')?;
+    let (ws, id) = rest.split_once('_')?;
+    if ws.parse::<i64>().ok()? != workspace {
+        return None;
+    }
+    id.parse().ok()
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct WarehouseInput {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ItemInput {
+    pub sku: String,
+    pub name: Option<String>,
+    pub kind: Option<ItemKind>,
+    pub unit: Option<String>,
+    #[serde(flatten)]
+    pub settings: ItemPatch,
+}
+
+/// Every item setting, each optional: `PATCH /items/{sku}` and the settings of a new item.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ItemPatch {
+    pub name: Option<String>,
+    pub unit: Option<String>,
+    pub kind: Option<ItemKind>,
+    pub status: Option<ItemStatus>,
+    pub stock_plus_capacity: Option<bool>,
+    pub make_action: Option<MakeAction>,
+    pub zero_policy: Option<ZeroPolicy>,
+    pub continue_quantity: Option<Qty>,
+    pub accept_within_seconds: Option<i64>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ComponentInput {
+    pub sku: String,
+    pub quantity: Qty,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ComponentsInput {
+    pub components: Vec<ComponentInput>,
+}
+
+/// `{sku, warehouse, delta | set, reason}`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct AdjustmentInput {
+    pub sku: String,
+    pub warehouse: String,
+    pub delta: Option<Qty>,
+    pub set: Option<Qty>,
+    pub reason: Option<String>,
+}
+
+/// `"realtime"` or `{"every_minutes": N}`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum ScheduleInput {
+    Named(String),
+    Every { every_minutes: u32 },
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct StoreInput {
+    pub code: String,
+    pub name: String,
+    pub channel: Channel,
+    pub schedule: Option<ScheduleInput>,
+    /// The `webhook` channel's push URL.
+    pub url: Option<String>,
+    /// Signs the channel's webhooks (for `webhook`, our pushes).
+    pub secret: Option<String>,
+    /// Credentials for the channel's API.
+    pub credentials: Option<Value>,
+    /// Overrides the channel's API address (emulators, proxies, tests).
+    pub base_url: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct StorePatch {
+    pub name: Option<String>,
+    pub schedule: Option<ScheduleInput>,
+    pub url: Option<String>,
+    pub secret: Option<String>,
+    pub credentials: Option<Value>,
+    pub base_url: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// What the store keeps beside the core's `Store`: connection settings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct StoreExtra {
+    pub url: Option<String>,
+    pub base_url: Option<String>,
+    /// Encrypted at rest by the server's key (see docs); never shown.
+    pub secret: Option<String>,
+    pub credentials: Option<Value>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ListingInput {
+    pub store: String,
+    pub external_id: String,
+    pub store_sku: Option<String>,
+    pub sku: String,
+    pub status: Option<ListingStatus>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ListingsInput {
+    pub listings: Vec<ListingInput>,
+}
+
+/// `"all"`, `{"skus": [...]}` or `{"prefix": "MUG-"}`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum ItemsInput {
+    Named(String),
+    Skus { skus: Vec<String> },
+    Prefix { prefix: String },
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RuleInput {
+    pub name: String,
+    pub priority: Option<i32>,
+    pub enabled: Option<bool>,
+    pub items: Option<ItemsInput>,
+    pub warehouses: Vec<String>,
+    pub stores: Vec<String>,
+    pub sync_rate_percent: Option<i64>,
+    pub stock_threshold: Option<Qty>,
+    pub priority_store: Option<String>,
+    pub safety_stock: Option<Qty>,
+    /// `"auto"`: size what each store may show from its recent sales velocity and the
+    /// channels' latencies (see docs/simulation.md); `"none"` or absent: off.
+    pub buffer: Option<stockpool_core::buffer::Buffer>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct OrderLineInput {
+    pub store_sku: Option<String>,
+    /// The listing's `external_id` on the channel, instead of `store_sku`.
+    pub external_id: Option<String>,
+    pub quantity: Qty,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentInput {
+    #[default]
+    Immediate,
+    AfterAcceptance,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct OrderInput {
+    pub store: String,
+    pub external_id: String,
+    pub lines: Vec<OrderLineInput>,
+    pub payment: Option<PaymentInput>,
+    pub pay_within_seconds: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderAction {
+    Accept,
+    Decline,
+    Pay,
+    Fulfill,
+    Cancel,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct CardInput {
+    pub sku: String,
+    pub warehouse: String,
+    pub quantity: Qty,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardAction {
+    Start,
+    Done,
+    Cancel,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SyncInput {
+    pub store: Option<String>,
+}

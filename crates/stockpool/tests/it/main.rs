@@ -1,0 +1,4 @@
+//! The stockpool binary's integration tests: one test binary, one module per feature.
+
+mod bench;
+mod csv_import;
