@@ -501,11 +501,10 @@ fn rule_from(ws: &Ws, id: RuleId, input: &RuleInput) -> Result<SyncRule, StoreEr
     }
     let priority_store = match &input.priority_store {
         Some(code) => {
-            let id = ws.store_id(code)?;
             if !input.stores.contains(code) {
                 return Err(RuleError::PriorityStoreNotInRule { store: code.clone() }.into());
             }
-            Some(id)
+            Some(ws.store_id(code)?)
         }
         None => None,
     };

@@ -254,7 +254,7 @@ impl Store {
             "SELECT s.workspace_id, s.item_id, s.warehouse_id, s.on_hand, s.reserved, \
                     COALESCE(m.on_hand, 0), COALESCE(m.reserved, 0) \
              FROM stock_levels s LEFT JOIN ( \
-                 SELECT workspace_id, item_id, warehouse_id, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved \
+                 SELECT workspace_id, item_id, warehouse_id, CAST(SUM(on_hand_delta) AS BIGINT) AS on_hand, CAST(SUM(reserved_delta) AS BIGINT) AS reserved \
                  FROM movements GROUP BY workspace_id, item_id, warehouse_id) m \
              ON m.workspace_id = s.workspace_id AND m.item_id = s.item_id AND m.warehouse_id = s.warehouse_id",
         )
@@ -341,9 +341,9 @@ impl Store {
         let rows = sqlx::query_with(
             "SELECT id, listing_id, store_id, item_id, old_quantity, new_quantity, reason, rule_id, rule_version, result, detail, created_at \
              FROM sync_records WHERE workspace_id = $1 AND ($2 IS NULL OR store_id = $2) AND ($3 IS NULL OR item_id = $3) \
-             AND ($4 IS NULL OR result = $4) AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6) \
+             AND ($4 = '' OR result = $4) AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6) \
              ORDER BY id LIMIT $7",
-            db::args(&[ws.into(), store.into(), item.into(), result.into(), since.into(), until.into(), SYNC_RECORDS_QUERY_MAX.into()]),
+            db::args(&[ws.into(), store.into(), item.into(), result.unwrap_or_default().into(), since.into(), until.into(), SYNC_RECORDS_QUERY_MAX.into()]),
         )
         .fetch_all(&self.inner.db.pool)
         .await?;

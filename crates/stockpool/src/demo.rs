@@ -1,5 +1,7 @@
 //! `stockpool demo`: seeds a demo workspace a seller recognises — a small pottery selling
-//! on Etsy, Shopify and its own site — once, and returns a login for it.
+//! on Etsy, Shopify and a market stall — once, and returns a login for it; then
+//! `shoppers` plays the emulated channels: a shopper orders every few seconds on one of the
+//! stores, and the potter restocks what runs low, so the numbers on the dashboard move.
 
 use serde_json::json;
 use stockpool_store::exec::Command;
@@ -101,4 +103,61 @@ pub async fn seed(store: &Store) -> anyhow::Result<Login> {
     store.create_user(WORKSPACE, EMAIL, PASSWORD).await?;
     let token = store.create_token(WORKSPACE).await?;
     Ok(Login { email: EMAIL.into(), password: PASSWORD.into(), token })
+}
+
+/// Seconds between two emulated shoppers.
+pub const SHOPPER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(4);
+/// Below this many available units a stocked product is restocked by `RESTOCK_UNITS`.
+pub const RESTOCK_BELOW: i64 = 3;
+pub const RESTOCK_UNITS: i64 = 6;
+
+/// The emulated channels of the demo: forever, a shopper on Etsy, the Shopify shop or the
+/// stall orders one listing every `SHOPPER_INTERVAL`, and what runs low is restocked
+/// (every tenth tick). Orders go through the same intake as a channel's would. Runs until
+/// the process stops; a refused order is logged, never fatal.
+pub async fn shoppers(store: Store) {
+    let Ok(ws) = store.ensure_workspace(WORKSPACE).await else { return };
+    let mut seed: u64 = 0x5EED_0F_D3_30;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut tick = tokio::time::interval(SHOPPER_INTERVAL);
+    tick.tick().await;
+    for n in 0u64.. {
+        tick.tick().await;
+        let store_code = ["etsy", "shop", "stall"][(next() % 3) as usize];
+        let sku = ["MUG-RED", "MUG-BLUE", "PLATE", "SET-BREAKFAST"][(next() % 4) as usize];
+        let order = json!({"store": store_code, "external_id": format!("DEMO-{}-{n}", std::process::id()),
+                           "lines": [{"store_sku": sku, "quantity": 1 + next() % 2}]});
+        let placed = match cmd(order) {
+            Ok(input) => store.execute(ws, Command::CreateOrder(input)).await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = placed {
+            tracing::warn!(error = %e, "demo shopper's order was refused");
+        }
+        if n % 10 == 9 {
+            for (sku, wh) in [("MUG-BLUE", "studio"), ("PLATE", "shed")] {
+                let low = store
+                    .read(ws, |w| {
+                        w.state
+                            .item_by_sku(sku)
+                            .map(|i| w.state.stock_levels(i.id).iter().map(|(_, l)| l.available()).sum::<i64>())
+                            .unwrap_or(0)
+                            < RESTOCK_BELOW
+                    })
+                    .await
+                    .unwrap_or(false);
+                if low {
+                    let adj = json!({"sku": sku, "warehouse": wh, "delta": RESTOCK_UNITS, "reason": "received"});
+                    if let Ok(input) = cmd(adj) {
+                        let _ = store.execute(ws, Command::Adjust(input)).await;
+                    }
+                }
+            }
+        }
+    }
 }

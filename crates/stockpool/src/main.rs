@@ -151,7 +151,8 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Demo { database, listen } => {
             let (store, writer) = open(&database).await?;
             let login = demo::seed(&store).await.context("seeding the demo workspace")?;
-            let app = app::Application::build(store, &listen).await?;
+            let app = app::Application::build(store.clone(), &listen).await?;
+            let shoppers = tokio::spawn(demo::shoppers(store));
             println!("stockpool demo is running.");
             println!("  dashboard: http://{}/", app.address());
             println!("  login:     {} / {}", login.email, login.password);
@@ -162,6 +163,8 @@ async fn main() -> anyhow::Result<()> {
                 app.address()
             );
             app.run_until_stopped(app::shutdown_signal()).await?;
+            shoppers.abort();
+            let _ = shoppers.await;
             let _ = writer.await;
         }
         Cmd::Token { command: TokenCmd::Create { db, workspace } } => {

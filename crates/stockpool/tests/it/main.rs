@@ -2,3 +2,4 @@
 
 mod bench;
 mod csv_import;
+mod e2e;
