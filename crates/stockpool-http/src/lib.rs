@@ -170,7 +170,7 @@ fn page(mut rows: Vec<(String, Value)>, q: &ListQuery, numeric: bool) -> Result<
             (0, k.to_string())
         }
     };
-    rows.sort_by(|a, b| key(&a.0).cmp(&key(&b.0)));
+    rows.sort_by_key(|a| key(&a.0));
     if let Some(c) = &q.cursor {
         let c = key(c);
         rows.retain(|(k, _)| key(k) > c);

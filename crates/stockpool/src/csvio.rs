@@ -25,6 +25,10 @@ use stockpool_store::model::{AdjustmentInput, ComponentInput, ComponentsInput, I
 use stockpool_store::workspace::Ws;
 use stockpool_store::{Command, Store, StoreError};
 
+/// The rows of one item's bill of materials in a components file: (line, component SKU) for
+/// error reports, and the components to save.
+type ComponentGroup = (Vec<(u64, String)>, Vec<ComponentInput>);
+
 /// Data rows one import may hold. Every row becomes part of one transaction and of one
 /// in-memory batch, so this bounds that transaction and the memory the import takes; a
 /// catalog larger than this is imported in several files.
@@ -546,7 +550,7 @@ fn plan(rows: Rows, existing: &HashSet<String>) -> Vec<Planned> {
             // One `PutComponents` per item, in the order the items first appear; each
             // replaces that item's bill of materials with its rows, in file order.
             let mut order: Vec<String> = Vec::new();
-            let mut groups: HashMap<String, (Vec<(u64, String)>, Vec<ComponentInput>)> = HashMap::new();
+            let mut groups: HashMap<String, ComponentGroup> = HashMap::new();
             for r in components {
                 let group = groups.entry(r.sku.clone()).or_insert_with(|| {
                     order.push(r.sku.clone());

@@ -117,7 +117,7 @@ pub const RESTOCK_UNITS: i64 = 6;
 /// the process stops; a refused order is logged, never fatal.
 pub async fn shoppers(store: Store) {
     let Ok(ws) = store.ensure_workspace(WORKSPACE).await else { return };
-    let mut seed: u64 = 0x5EED_0F_D3_30;
+    let mut seed: u64 = 0x5EED_0FD3_3000_0001;
     let mut next = move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;

@@ -65,7 +65,6 @@ impl Client {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    #[track_caller]
     async fn post_ok(&self, base: &str, path: &str, body: Value) -> Value {
         let (status, body) = self.send(base, reqwest::Method::POST, path, Some(body)).await;
         assert!(status == 200 || status == 201, "POST {path}: {status} {body}");
