@@ -91,6 +91,8 @@ pub enum ConnectError {
     UnknownScheme(String),
     #[error("cannot open the database: {0}")]
     Sqlx(#[from] sqlx::Error),
+    #[error("cannot get the key that encrypts channel secrets: {0}")]
+    Key(#[from] crate::secrets::KeyError),
 }
 
 impl Db {

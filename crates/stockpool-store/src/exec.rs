@@ -160,8 +160,8 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             let extra = StoreExtra {
                 url: check_url(input.url.clone())?,
                 base_url: check_url(input.base_url.clone())?,
-                secret: input.secret.clone(),
-                credentials: input.credentials.clone(),
+                secret: check_secret(input.secret.clone())?,
+                credentials: check_credentials(input.credentials.clone())?,
             };
             ws.state.upsert_store(store.clone())?;
             ws.new_id();
@@ -189,10 +189,10 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 extra.base_url = check_url(patch.base_url.clone())?;
             }
             if patch.secret.is_some() {
-                extra.secret = patch.secret.clone();
+                extra.secret = check_secret(patch.secret.clone())?;
             }
             if patch.credentials.is_some() {
-                extra.credentials = patch.credentials.clone();
+                extra.credentials = check_credentials(patch.credentials.clone())?;
             }
             ws.state.upsert_store(store.clone())?;
             ws.store_extra.insert(store.id, extra);
@@ -441,7 +441,7 @@ fn item_stmt(ws: &Ws, item: &Item) -> Stmt {
 }
 
 fn store_stmt(ws: &Ws, store: &Store) -> Result<Stmt, StoreError> {
-    let extra = ws.store_extra.get(&store.id).cloned().unwrap_or_default();
+    let extra = ws.store_extra.get(&store.id).cloned().unwrap_or_default().sealed(&ws.key)?;
     Ok(stmt(
         "INSERT INTO stores (workspace_id, id, code, doc) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (workspace_id, id) DO UPDATE SET code = excluded.code, doc = excluded.doc",
@@ -469,6 +469,26 @@ fn check_url(url: Option<String>) -> Result<Option<String>, StoreError> {
     match url {
         Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2048 => {
             Err(StoreError::Invalid(format!("{u:?} is not an http(s) URL of at most 2048 characters")))
+        }
+        other => Ok(other),
+    }
+}
+
+fn check_secret(secret: Option<String>) -> Result<Option<String>, StoreError> {
+    use crate::secrets::SECRET_BYTES_MAX;
+    match secret {
+        Some(s) if s.is_empty() || s.len() > SECRET_BYTES_MAX => {
+            Err(StoreError::Invalid(format!("secret must have 1 to {SECRET_BYTES_MAX} bytes")))
+        }
+        other => Ok(other),
+    }
+}
+
+fn check_credentials(credentials: Option<Value>) -> Result<Option<Value>, StoreError> {
+    use crate::secrets::SECRET_BYTES_MAX;
+    match credentials {
+        Some(c) if !c.is_object() || c.to_string().len() > SECRET_BYTES_MAX => {
+            Err(StoreError::Invalid(format!("credentials must be a JSON object of at most {SECRET_BYTES_MAX} bytes")))
         }
         other => Ok(other),
     }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod db;
 pub mod exec;
 pub mod model;
+pub mod secrets;
 pub mod workspace;
 mod writer;
 
@@ -128,6 +129,8 @@ pub(crate) struct Job {
 
 pub(crate) struct Inner {
     pub db: Db,
+    /// Seals channel credentials and webhook secrets at rest (`secrets.rs`).
+    pub key: secrets::SecretKey,
     pub cache: Mutex<HashMap<i64, Arc<RwLock<Ws>>>>,
     pub clock: Clock,
     pub metrics: Metrics,
@@ -149,9 +152,11 @@ impl Store {
     /// Opens the database (migrating it) and starts the writer task. The writer stops
     /// when every `Store` handle is dropped; await the returned handle to see it finish.
     pub async fn open(url: &str, clock: Clock) -> Result<(Store, tokio::task::JoinHandle<()>), db::ConnectError> {
+        let key = secrets::SecretKey::for_database(url)?;
         let db = Db::connect(url).await?;
         let inner = Arc::new(Inner {
             db,
+            key,
             cache: Mutex::new(HashMap::new()),
             clock,
             metrics: Metrics::default(),
@@ -206,7 +211,7 @@ impl Store {
 
     async fn load(&self, ws: i64) -> Result<Arc<RwLock<Ws>>, StoreError> {
         let mut conn = self.inner.db.pool.acquire().await?;
-        let loaded = Ws::load(&mut conn, self.inner.db.backend, ws).await?;
+        let loaded = Ws::load(&mut conn, &self.inner.key, ws).await?;
         let mut cache = self.inner.cache.lock().unwrap();
         match cache.get(&ws) {
             Some(c) if c.read().unwrap().seq >= loaded.seq => Ok(c.clone()),
@@ -294,7 +299,7 @@ impl Store {
         for r in workspaces {
             let id: i64 = r.try_get(0)?;
             let mut conn = pool.acquire().await?;
-            match Ws::load(&mut conn, self.inner.db.backend, id).await {
+            match Ws::load(&mut conn, &self.inner.key, id).await {
                 Ok(ws) => {
                     for f in ws.state.check() {
                         findings.push(format!("workspace {id}: {f:?}"));

@@ -136,9 +136,41 @@ pub struct StorePatch {
 pub struct StoreExtra {
     pub url: Option<String>,
     pub base_url: Option<String>,
-    /// Encrypted at rest by the server's key (see docs); never shown.
+    /// Encrypted at rest by the server's key (`secrets.rs`); never shown.
     pub secret: Option<String>,
+    /// Encrypted at rest like `secret` (as one sealed string); never shown.
     pub credentials: Option<Value>,
+}
+
+impl StoreExtra {
+    /// The same settings with `secret` and `credentials` sealed, as they are written.
+    pub fn sealed(&self, key: &crate::secrets::SecretKey) -> Result<StoreExtra, crate::StoreError> {
+        let mut out = self.clone();
+        out.secret = self.secret.as_deref().map(|s| key.seal(s)).transpose()?;
+        out.credentials = match &self.credentials {
+            Some(c) => Some(Value::String(key.seal(&c.to_string())?)),
+            None => None,
+        };
+        Ok(out)
+    }
+
+    /// The settings as loaded, opened. Values written before sealing existed are taken as
+    /// they are (and sealed on the next save).
+    pub fn opened(mut self, key: &crate::secrets::SecretKey) -> Result<StoreExtra, crate::StoreError> {
+        use crate::secrets::SecretKey;
+        if let Some(s) = self.secret.as_deref().filter(|s| SecretKey::is_sealed(s)) {
+            self.secret = Some(key.open(s)?);
+        }
+        if let Some(Value::String(s)) =
+            self.credentials.as_ref().filter(|c| c.as_str().is_some_and(SecretKey::is_sealed))
+        {
+            let text = key.open(s)?;
+            let value = serde_json::from_str(&text)
+                .map_err(|e| crate::StoreError::Corrupt(format!("stored credentials are unreadable: {e}")))?;
+            self.credentials = Some(value);
+        }
+        Ok(self)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

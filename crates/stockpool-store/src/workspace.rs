@@ -6,8 +6,9 @@
 //! workspace row moves on every committed batch; a writer that finds it moved (another
 //! `serve` process wrote) reloads before it decides, under the row lock.
 
-use crate::db::{args, Backend};
+use crate::db::args;
 use crate::model::{public_id, Kind, StoreExtra};
+use crate::secrets::SecretKey;
 use crate::StoreError;
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
@@ -27,7 +28,10 @@ pub struct Ws {
     pub state: State,
     /// What each listing published last (what the channel got or will get).
     pub published: IdMap<ListingId, Published>,
+    /// Connection settings per store, secrets in the clear (sealed in the database).
     pub store_extra: IdMap<StoreId, StoreExtra>,
+    /// The key that seals `store_extra`'s secrets when they are written.
+    pub key: SecretKey,
 }
 
 fn get_i64(row: &AnyRow, i: usize) -> Result<i64, StoreError> {
@@ -47,7 +51,7 @@ async fn rows(conn: &mut AnyConnection, sql: &str, ws: i64) -> Result<Vec<AnyRow
 
 impl Ws {
     /// Loads a whole workspace. Inside the writer this runs under the workspace row lock.
-    pub async fn load(conn: &mut AnyConnection, _backend: Backend, id: i64) -> Result<Ws, StoreError> {
+    pub async fn load(conn: &mut AnyConnection, key: &SecretKey, id: i64) -> Result<Ws, StoreError> {
         let head =
             sqlx::query_with("SELECT seq, next_id, sync_enabled FROM workspaces WHERE id = $1", args(&[id.into()]))
                 .fetch_optional(&mut *conn)
@@ -64,7 +68,7 @@ impl Ws {
         let mut store_extra = IdMap::default();
         for r in rows(conn, "SELECT doc FROM stores WHERE workspace_id = $1 ORDER BY id", id).await? {
             let (s, extra): (Store, StoreExtra) = doc(&r, 0)?;
-            store_extra.insert(s.id, extra);
+            store_extra.insert(s.id, extra.opened(key)?);
             state.upsert_store(s).map_err(|e| corrupt(&e))?;
         }
         for r in rows(conn, "SELECT doc FROM items WHERE workspace_id = $1 ORDER BY id", id).await? {
@@ -148,7 +152,15 @@ impl Ws {
             change.cards.push(doc(&r, 0)?);
         }
         state.apply(&change);
-        Ok(Ws { id, seq: get_i64(&head, 0)?, next_id: get_i64(&head, 1)? as u64, state, published, store_extra })
+        Ok(Ws {
+            id,
+            seq: get_i64(&head, 0)?,
+            next_id: get_i64(&head, 1)? as u64,
+            state,
+            published,
+            store_extra,
+            key: key.clone(),
+        })
     }
 
     pub fn new_id(&mut self) -> u64 {

@@ -20,6 +20,7 @@ pub struct TestApp {
     pub token: String,
     pub client: reqwest::Client,
     pub store: Store,
+    pub database_url: String,
     /// Milliseconds since the epoch the server reads as now.
     pub clock: Arc<AtomicI64>,
     _dir: Option<tempfile::TempDir>,
@@ -62,7 +63,7 @@ pub async fn spawn_on(database_url: String, dir: Option<tempfile::TempDir>) -> T
     tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    TestApp { base, token, client: reqwest::Client::new(), store, clock, _dir: dir, _stop: stop }
+    TestApp { base, token, client: reqwest::Client::new(), store, database_url, clock, _dir: dir, _stop: stop }
 }
 
 /// A response: status and JSON body (problem details included).
