@@ -48,17 +48,51 @@ pub struct Reply {
     pub body: Value,
 }
 
-/// One SQL statement of a batch. `guard`: it must change exactly one row, or the whole
-/// batch is rolled back (the second defence behind the core's own check).
+/// One write of a batch: SQL run at once, in order, or a row of a hot table that the
+/// writer coalesces with the batch's other rows of that table and writes at the batch's
+/// end in a few multi-row statements (`writer.rs`).
 #[derive(Clone, Debug)]
-pub struct Stmt {
-    pub sql: &'static str,
-    pub args: Vec<Arg>,
-    pub guard: bool,
+pub enum Stmt {
+    /// `guard`: it must change exactly one row, or the whole batch is rolled back (the
+    /// second defence behind the core's own check).
+    Sql {
+        sql: &'static str,
+        args: Vec<Arg>,
+        guard: bool,
+    },
+    Row(Row),
+}
+
+/// A row of a hot table: what every order writes. Rows refer to catalog rows that the
+/// batch's in-order SQL wrote before them, so writing them last keeps every reference.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Row {
+    /// One ledger row (append-only).
+    Movement {
+        ws: i64,
+        item: u64,
+        warehouse: u64,
+        on_hand_delta: i64,
+        reserved_delta: i64,
+        reason: String,
+        reference: String,
+        at: i64,
+    },
+    /// A change of one stock level; the batch's changes of one level are summed and
+    /// written with the guard `0 <= reserved <= on_hand` in the statement.
+    Level { ws: i64, item: u64, warehouse: u64, on_hand_delta: i64, reserved_delta: i64 },
+    /// An order document (the batch's last version of it wins).
+    Order { ws: i64, id: u64, store: u64, external_id: String, status: String, doc: String, created_at: i64, at: i64 },
+    /// A production card document (last wins).
+    Card { ws: i64, id: u64, status: String, doc: String },
+    /// A listing's published figure (last wins).
+    Published { ws: i64, listing: u64, quantity: i64, doc: String },
+    /// One pending push per listing (latest value wins).
+    Outbox { ws: i64, listing: u64, quantity: i64, doc: String, at: i64 },
 }
 
 fn stmt(sql: &'static str, args: Vec<Arg>) -> Stmt {
-    Stmt { sql, args, guard: false }
+    Stmt::Sql { sql, args, guard: false }
 }
 
 /// Decides one command on `ws` and returns its reply and statements. On `Err` nothing
@@ -563,23 +597,20 @@ fn rule_stmts(ws: &Ws, r: RuleRef, now: Timestamp, out: &mut Vec<Stmt>) {
 /// Persists a core decision and applies it to the cache: ledger rows, guarded stock
 /// levels, orders, cards, and the pushes it causes.
 fn apply_change(ws: &mut Ws, change: &Change, now: Timestamp, out: &mut Vec<Stmt>) {
-    // Stock levels: one guarded statement per level, with the net of its movements.
+    // Stock levels: the net of the change's movements per level (the writer sums the
+    // batch's changes again and writes each level once, guarded).
     let mut net: Vec<(ItemId, WarehouseId, Qty, Qty)> = Vec::new();
     for m in &change.movements {
-        out.push(stmt(
-            "INSERT INTO movements (workspace_id, item_id, warehouse_id, on_hand_delta, reserved_delta, reason, reference, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            vec![
-                ws.id.into(),
-                m.item.0.into(),
-                m.warehouse.0.into(),
-                m.on_hand_delta.into(),
-                m.reserved_delta.into(),
-                to_json(&m.reason).trim_matches('"').to_string().into(),
-                to_json(&m.reference).into(),
-                now.0.into(),
-            ],
-        ));
+        out.push(Stmt::Row(Row::Movement {
+            ws: ws.id,
+            item: m.item.0,
+            warehouse: m.warehouse.0,
+            on_hand_delta: m.on_hand_delta,
+            reserved_delta: m.reserved_delta,
+            reason: to_json(&m.reason).trim_matches('"').to_string(),
+            reference: to_json(&m.reference),
+            at: now.0,
+        }));
         match net.iter_mut().find(|(i, w, _, _)| *i == m.item && *w == m.warehouse) {
             Some(n) => {
                 n.2 += m.on_hand_delta;
@@ -588,50 +619,28 @@ fn apply_change(ws: &mut Ws, change: &Change, now: Timestamp, out: &mut Vec<Stmt
             None => net.push((m.item, m.warehouse, m.on_hand_delta, m.reserved_delta)),
         }
     }
-    for (item, w, on_hand, reserved) in net {
-        // The row first (a zero level always satisfies the CHECK), then the guarded change:
-        // the statement itself refuses to break 0 <= reserved <= on_hand.
-        out.push(stmt(
-            "INSERT INTO stock_levels (workspace_id, item_id, warehouse_id, on_hand, reserved) VALUES ($1, $2, $3, 0, 0) \
-             ON CONFLICT (workspace_id, item_id, warehouse_id) DO NOTHING",
-            vec![ws.id.into(), item.0.into(), w.0.into()],
-        ));
-        out.push(Stmt {
-            sql: "UPDATE stock_levels SET on_hand = on_hand + $4, reserved = reserved + $5 \
-                  WHERE workspace_id = $1 AND item_id = $2 AND warehouse_id = $3 \
-                  AND on_hand + $4 >= reserved + $5 AND reserved + $5 >= 0",
-            args: vec![ws.id.into(), item.0.into(), w.0.into(), on_hand.into(), reserved.into()],
-            guard: true,
-        });
+    for (item, w, on_hand_delta, reserved_delta) in net {
+        out.push(Stmt::Row(Row::Level { ws: ws.id, item: item.0, warehouse: w.0, on_hand_delta, reserved_delta }));
     }
     for o in &change.orders {
-        out.push(stmt(
-            "INSERT INTO orders (workspace_id, id, store_id, external_id, status, doc, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, doc = excluded.doc, updated_at = excluded.updated_at",
-            vec![
-                ws.id.into(),
-                o.id.0.into(),
-                o.store.0.into(),
-                o.external_id.clone().into(),
-                o.status.as_str().into(),
-                to_json(o).into(),
-                o.created_at.0.into(),
-                now.0.into(),
-            ],
-        ));
+        out.push(Stmt::Row(Row::Order {
+            ws: ws.id,
+            id: o.id.0,
+            store: o.store.0,
+            external_id: o.external_id.clone(),
+            status: o.status.as_str().to_string(),
+            doc: to_json(o),
+            created_at: o.created_at.0,
+            at: now.0,
+        }));
     }
     for c in &change.cards {
-        out.push(stmt(
-            "INSERT INTO cards (workspace_id, id, status, doc) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, doc = excluded.doc",
-            vec![
-                ws.id.into(),
-                c.id.0.into(),
-                to_json(&c.status).trim_matches('"').to_string().into(),
-                to_json(c).into(),
-            ],
-        ));
+        out.push(Stmt::Row(Row::Card {
+            ws: ws.id,
+            id: c.id.0,
+            status: to_json(&c.status).trim_matches('"').to_string(),
+            doc: to_json(c),
+        }));
     }
     ws.state.apply(change);
     let listings = ws.state.affected_listings(&change.touched_items());
@@ -663,15 +672,8 @@ fn queue_push(ws: &mut Ws, p: &Published, reason: &str, now: Timestamp, out: &mu
     let doc = to_json(&json!({
         "published": p, "old_quantity": old.map(|o| o.quantity), "reason": reason,
     }));
-    out.push(stmt(
-        "UPDATE listings SET published_quantity = $1, published_doc = $2 WHERE workspace_id = $3 AND id = $4",
-        vec![p.quantity.into(), to_json(p).into(), ws.id.into(), p.listing.0.into()],
-    ));
-    out.push(stmt(
-        "INSERT INTO outbox (workspace_id, listing_id, quantity, doc, queued_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (workspace_id, listing_id) DO UPDATE SET quantity = excluded.quantity, doc = excluded.doc, queued_at = excluded.queued_at",
-        vec![ws.id.into(), p.listing.0.into(), p.quantity.into(), doc.into(), now.0.into()],
-    ));
+    out.push(Stmt::Row(Row::Published { ws: ws.id, listing: p.listing.0, quantity: p.quantity, doc: to_json(p) }));
+    out.push(Stmt::Row(Row::Outbox { ws: ws.id, listing: p.listing.0, quantity: p.quantity, doc, at: now.0 }));
 }
 
 fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> String {

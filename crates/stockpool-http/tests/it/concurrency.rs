@@ -45,3 +45,21 @@ both!(two_hundred_concurrent_orders_for_fifty_units_confirm_exactly_fifty, |app:
     );
     assert_eq!(app.check().await, Vec::<String>::new());
 });
+
+both!(the_guard_in_the_statement_refuses_what_a_stale_decision_would_break, |app: TestApp| async move {
+    seed_mug(&app).await;
+    // Someone changes the database behind the server's back: its cached workspace still
+    // believes 12 are on hand. The core decides on that, and the guard in the stock
+    // update is what stops the oversell.
+    app.store.db().fetch_all("UPDATE stock_levels SET on_hand = 1", &[]).await.unwrap();
+    let res = app
+        .post("/api/v1/orders", json!({"store":"etsy","external_id":"STALE","lines":[{"store_sku":"MUG-RED","quantity":5}]}))
+        .await;
+    assert_eq!(res.status, 500, "{}", res.body);
+    assert_eq!(res.content_type, "application/problem+json");
+    let rows = app.store.db().fetch_all("SELECT count(*) FROM orders", &[]).await.unwrap();
+    assert_eq!(sqlx::Row::try_get::<i64, _>(&rows[0], 0).unwrap(), 0, "nothing of the order was written");
+    let rows = app.store.db().fetch_all("SELECT on_hand, reserved FROM stock_levels", &[]).await.unwrap();
+    let level: (i64, i64) = (sqlx::Row::try_get(&rows[0], 0).unwrap(), sqlx::Row::try_get(&rows[0], 1).unwrap());
+    assert_eq!(level, (1, 0));
+});
