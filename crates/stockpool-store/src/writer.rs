@@ -75,6 +75,7 @@ async fn batch_inner(
     inner: &Inner,
     work: &[(i64, crate::Command)],
 ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
+    let started = std::time::Instant::now();
     let mut tx = inner.db.pool.begin().await?;
     let now = (inner.clock)();
     // Lock the batch's workspaces in id order, and bring each cache up to date.
@@ -133,7 +134,9 @@ async fn batch_inner(
             Err(e) => results.push(Err(e)),
         }
     }
-    rows.write(&mut tx).await?;
+    let decided_at = started.elapsed();
+    rows.write(&mut tx, inner.db.backend).await?;
+    let written_at = started.elapsed();
     for (id, handle) in &handles {
         let (seq, next_id) = {
             let mut ws = handle.write().unwrap();
@@ -148,6 +151,13 @@ async fn batch_inner(
         .await?;
     }
     tx.commit().await?;
+    tracing::debug!(
+        commands = work.len(),
+        decide_us = decided_at.as_micros() as u64,
+        write_us = (written_at - decided_at).as_micros() as u64,
+        commit_us = (started.elapsed() - written_at).as_micros() as u64,
+        "batch committed"
+    );
     Ok(results)
 }
 
@@ -215,7 +225,7 @@ impl Coalesced {
 
     /// Writes everything in a few multi-row statements. A stock level whose guarded update
     /// does not apply (it would break `0 <= reserved <= on_hand`) fails the whole batch.
-    async fn write(self, tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<(), StoreError> {
+    async fn write(self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, backend: Backend) -> Result<(), StoreError> {
         let levels: Vec<Vec<Arg>> = self
             .levels
             .iter()
@@ -227,6 +237,7 @@ impl Coalesced {
         let zero: Vec<Vec<Arg>> = levels.iter().map(|v| v[..3].to_vec()).collect();
         many(
             tx,
+            backend,
             "INSERT INTO stock_levels (workspace_id, item_id, warehouse_id, on_hand, reserved) VALUES ",
             "($, $, $, 0, 0)",
             " ON CONFLICT (workspace_id, item_id, warehouse_id) DO NOTHING",
@@ -239,6 +250,7 @@ impl Coalesced {
             levels.into_iter().filter(|v| v[3] != Arg::I64(0) || v[4] != Arg::I64(0)).collect();
         many(
             tx,
+            backend,
             "UPDATE stock_levels SET on_hand = stock_levels.on_hand + v.column4, reserved = stock_levels.reserved + v.column5 \
              FROM (VALUES ",
             "($, $, $, $, $)",
@@ -252,6 +264,7 @@ impl Coalesced {
         .await?;
         many(
             tx,
+            backend,
             "INSERT INTO movements (workspace_id, item_id, warehouse_id, on_hand_delta, reserved_delta, reason, reference, created_at) VALUES ",
             "($, $, $, $, $, $, $, $)",
             "",
@@ -262,6 +275,7 @@ impl Coalesced {
         let orders: Vec<Vec<Arg>> = self.orders.into_values().collect();
         many(
             tx,
+            backend,
             "INSERT INTO orders (workspace_id, id, store_id, external_id, status, doc, created_at, updated_at) VALUES ",
             "($, $, $, $, $, $, $, $)",
             " ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, doc = excluded.doc, updated_at = excluded.updated_at",
@@ -272,6 +286,7 @@ impl Coalesced {
         let cards: Vec<Vec<Arg>> = self.cards.into_values().collect();
         many(
             tx,
+            backend,
             "INSERT INTO cards (workspace_id, id, status, doc) VALUES ",
             "($, $, $, $)",
             " ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, doc = excluded.doc",
@@ -282,6 +297,7 @@ impl Coalesced {
         let published: Vec<Vec<Arg>> = self.published.into_values().collect();
         many(
             tx,
+            backend,
             "UPDATE listings SET published_quantity = v.column3, published_doc = v.column4 FROM (VALUES ",
             "($, $, $, $)",
             ") AS v WHERE listings.workspace_id = v.column1 AND listings.id = v.column2",
@@ -292,6 +308,7 @@ impl Coalesced {
         let outbox: Vec<Vec<Arg>> = self.outbox.into_values().collect();
         many(
             tx,
+            backend,
             "INSERT INTO outbox (workspace_id, listing_id, quantity, doc, queued_at) VALUES ",
             "($, $, $, $, $)",
             " ON CONFLICT (workspace_id, listing_id) DO UPDATE SET quantity = excluded.quantity, doc = excluded.doc, queued_at = excluded.queued_at",
@@ -304,9 +321,12 @@ impl Coalesced {
 }
 
 /// Runs `head (row), (row), ... tail` for `rows` in chunks of `ROWS_PER_STATEMENT_MAX`,
-/// numbering each `$` of `row`. With `guard`, every row must change exactly one row.
+/// each `$` of `row` a parameter: numbered (`$n`) on PostgreSQL, anonymous (`?`) on
+/// SQLite, whose lookup of numbered parameters by name costs time quadratic in their
+/// count. With `guard`, every row must change exactly one row.
 async fn many(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
     head: &str,
     row: &str,
     tail: &str,
@@ -325,7 +345,14 @@ async fn many(
                 match part.strip_suffix('$') {
                     Some(before) => {
                         n += 1;
-                        let _ = write!(sql, "{before}${n}");
+                        match backend {
+                            Backend::Postgres => {
+                                let _ = write!(sql, "{before}${n}");
+                            }
+                            Backend::Sqlite => {
+                                let _ = write!(sql, "{before}?");
+                            }
+                        }
                     }
                     None => sql.push_str(part),
                 }

@@ -53,7 +53,10 @@ both!(the_guard_in_the_statement_refuses_what_a_stale_decision_would_break, |app
     // update is what stops the oversell.
     app.store.db().fetch_all("UPDATE stock_levels SET on_hand = 1", &[]).await.unwrap();
     let res = app
-        .post("/api/v1/orders", json!({"store":"etsy","external_id":"STALE","lines":[{"store_sku":"MUG-RED","quantity":5}]}))
+        .post(
+            "/api/v1/orders",
+            json!({"store":"etsy","external_id":"STALE","lines":[{"store_sku":"MUG-RED","quantity":5}]}),
+        )
         .await;
     assert_eq!(res.status, 500, "{}", res.body);
     assert_eq!(res.content_type, "application/problem+json");
