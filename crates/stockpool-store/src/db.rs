@@ -74,6 +74,10 @@ pub fn args(values: &[Arg]) -> AnyArguments<'static> {
 pub const POOL_CONNECTIONS_MAX: u32 = 8;
 /// How long to wait for a connection before failing the request.
 pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite: page cache per connection, in KiB.
+pub const SQLITE_CACHE_KIB: u32 = 64 * 1024;
+/// SQLite: bytes of the database file read through a memory map.
+pub const SQLITE_MMAP_BYTES: u64 = 256 * 1024 * 1024;
 /// SQLite: how long a statement waits on a lock held by another connection.
 pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
@@ -122,6 +126,10 @@ impl Db {
                         conn.execute("PRAGMA synchronous=FULL").await?;
                         conn.execute("PRAGMA foreign_keys=ON").await?;
                         conn.execute(format!("PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}").as_str()).await?;
+                        // Durability is unchanged by these: a bigger page cache and memory-mapped
+                        // reads spare the writer read syscalls on a growing database.
+                        conn.execute(format!("PRAGMA cache_size=-{SQLITE_CACHE_KIB}").as_str()).await?;
+                        conn.execute(format!("PRAGMA mmap_size={SQLITE_MMAP_BYTES}").as_str()).await?;
                     }
                     Ok(())
                 })
