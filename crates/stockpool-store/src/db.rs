@@ -95,6 +95,8 @@ pub enum ConnectError {
     UnknownScheme(String),
     #[error("cannot open the database: {0}")]
     Sqlx(#[from] sqlx::Error),
+    #[error("cannot start the writer: {0}")]
+    Runtime(String),
     #[error("cannot get the key that encrypts channel secrets: {0}")]
     Key(#[from] crate::secrets::KeyError),
 }
@@ -102,6 +104,11 @@ pub enum ConnectError {
 impl Db {
     /// Opens (creating a SQLite file if missing) and migrates.
     pub async fn connect(url: &str) -> Result<Db, ConnectError> {
+        Db::connect_with(url, POOL_CONNECTIONS_MAX).await
+    }
+
+    /// The same with at most `connections` connections (the writer needs one).
+    pub async fn connect_with(url: &str, connections: u32) -> Result<Db, ConnectError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -117,7 +124,7 @@ impl Db {
             _ => url.to_string(),
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(POOL_CONNECTIONS_MAX)
+            .max_connections(connections)
             .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _| {
                 Box::pin(async move {

@@ -137,6 +137,9 @@ pub(crate) struct Inner {
     pub tokens: RwLock<HashMap<String, i64>>,
 }
 
+/// Connections of the writer's own pool: it runs one transaction at a time.
+pub const WRITER_CONNECTIONS: u32 = 1;
+
 /// Commands waiting for the writer. Beyond this, callers wait (backpressure) rather than
 /// queue without bound.
 pub const WRITER_QUEUE_MAX: usize = 4096;
@@ -163,8 +166,35 @@ impl Store {
             tokens: RwLock::new(HashMap::new()),
         });
         let (tx, rx) = mpsc::channel(WRITER_QUEUE_MAX);
-        let handle = tokio::spawn(writer::run(inner.clone(), rx));
-        Ok((Store { inner, tx }, handle))
+        // The writer runs on a thread of its own with its own runtime and connection, so
+        // its awaits never queue behind the HTTP tasks: its latency is every order's.
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (writer_inner, url) = (inner.clone(), url.to_string());
+        let handle = tokio::task::spawn_blocking(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(db::ConnectError::Runtime(e.to_string())));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match Db::connect_with(&url, WRITER_CONNECTIONS).await {
+                    Ok(db) => {
+                        let _ = ready_tx.send(Ok(()));
+                        writer::run(writer_inner, db, rx).await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+        });
+        match ready_rx.await {
+            Ok(Ok(())) => Ok((Store { inner, tx }, handle)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(db::ConnectError::Runtime("the writer thread stopped before it started".into())),
+        }
     }
 
     pub fn db(&self) -> &Db {

@@ -9,7 +9,7 @@
 //! are dropped and each command is retried alone, so one bad command fails only itself.
 
 use crate::db::Arg;
-use crate::db::{args, Backend};
+use crate::db::{args, Backend, Db};
 use crate::exec::{execute, Reply, Row as HotRow, Stmt};
 use crate::workspace::Ws;
 use crate::{Inner, Job, StoreError};
@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 /// last command in a batch waits.
 pub const BATCH_COMMANDS_MAX: usize = 512;
 
-pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::Receiver<Job>) {
+pub(crate) async fn run(inner: Arc<Inner>, db: Db, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < BATCH_COMMANDS_MAX {
@@ -35,14 +35,14 @@ pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let work: Vec<(i64, crate::Command)> = jobs.iter().map(|j| (j.ws, j.cmd.clone())).collect();
-        let results = match batch(&inner, &work).await {
+        let results = match batch(&inner, &db, &work).await {
             Ok(results) => results,
             Err(e) if work.len() == 1 => vec![Err(e)],
             Err(e) => {
                 tracing::warn!(error = %e, commands = work.len(), "batch failed; retrying each command alone");
                 let mut results = Vec::with_capacity(work.len());
                 for w in &work {
-                    results.push(batch(&inner, std::slice::from_ref(w)).await.and_then(|mut r| r.remove(0)));
+                    results.push(batch(&inner, &db, std::slice::from_ref(w)).await.and_then(|mut r| r.remove(0)));
                 }
                 results
             }
@@ -57,8 +57,12 @@ pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::Receiver<Job>) {
 }
 
 /// One transaction for `work`. `Err` means nothing was committed.
-async fn batch(inner: &Inner, work: &[(i64, crate::Command)]) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
-    let out = batch_inner(inner, work).await;
+async fn batch(
+    inner: &Inner,
+    db: &Db,
+    work: &[(i64, crate::Command)],
+) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
+    let out = batch_inner(inner, db, work).await;
     inner.metrics.batches.fetch_add(1, Ordering::Relaxed);
     if out.is_err() {
         inner.metrics.batch_failures.fetch_add(1, Ordering::Relaxed);
@@ -73,14 +77,15 @@ async fn batch(inner: &Inner, work: &[(i64, crate::Command)]) -> Result<Vec<Resu
 
 async fn batch_inner(
     inner: &Inner,
+    db: &Db,
     work: &[(i64, crate::Command)],
 ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
     let started = std::time::Instant::now();
-    let mut tx = inner.db.pool.begin().await?;
+    let mut tx = db.pool.begin().await?;
     let now = (inner.clock)();
     // Lock the batch's workspaces in id order, and bring each cache up to date.
     let ids: BTreeSet<i64> = work.iter().map(|(ws, _)| *ws).collect();
-    let lock_sql = match inner.db.backend {
+    let lock_sql = match db.backend {
         Backend::Postgres => "SELECT seq FROM workspaces WHERE id = $1 FOR UPDATE",
         Backend::Sqlite => "SELECT seq FROM workspaces WHERE id = $1",
     };
@@ -135,7 +140,7 @@ async fn batch_inner(
         }
     }
     let decided_at = started.elapsed();
-    rows.write(&mut tx, inner.db.backend).await?;
+    rows.write(&mut tx, db.backend).await?;
     let written_at = started.elapsed();
     for (id, handle) in &handles {
         let (seq, next_id) = {
