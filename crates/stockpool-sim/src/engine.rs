@@ -476,6 +476,7 @@ impl<'a> Run<'a> {
             self.metrics.oversold_units += oversold;
         }
         let lines = std::mem::take(&mut self.taken[i].lines);
+
         let mut touched = change.touched_items();
         for &(sku, q) in &lines {
             self.unreported[sku] -= q;
