@@ -74,6 +74,14 @@ impl Picker {
     }
 }
 
+/// A generated SKU prefix must leave room for the number within the core's code length.
+pub fn check_prefix(prefix: &str) -> anyhow::Result<()> {
+    if prefix.trim().is_empty() || prefix.len() > 64 {
+        bail!("[generate] prefix must be 1 to 64 characters, got {prefix:?}");
+    }
+    Ok(())
+}
+
 impl Catalog {
     pub fn new(s: &Scenario) -> anyhow::Result<Catalog> {
         let mut skus: Vec<SkuDef> = Vec::new();

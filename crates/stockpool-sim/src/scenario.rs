@@ -296,7 +296,11 @@ impl Scenario {
             if !matches!(s.kind.as_str(), "product" | "material") {
                 bail!("SKU {}: kind must be product or material", s.sku);
             }
-            if s.stock < 0 || s.reorder_quantity < 0 || s.lead_time_days < 0.0 || s.popularity < 0.0 {
+            if s.stock < 0
+                || s.reorder_quantity < 0
+                || !(s.lead_time_days >= 0.0 && s.lead_time_days.is_finite())
+                || !(s.popularity >= 0.0 && s.popularity.is_finite())
+            {
                 bail!("SKU {}: stock, reorder_quantity, lead_time_days and popularity must be 0 or more", s.sku);
             }
             for c in &s.components {
@@ -313,6 +317,19 @@ impl Scenario {
             if !self.channels.iter().any(|c| c.code == f.channel) {
                 bail!("flash sale on unknown channel {}", f.channel);
             }
+            let ok = |x: f64| x >= 0.0 && x.is_finite();
+            if !(ok(f.start_hour) && ok(f.hours) && ok(f.shoppers_per_hour)) {
+                bail!("flash sale on {}: start_hour, hours and shoppers_per_hour must be 0 or more", f.channel);
+            }
+        }
+        if let Some(g) = &self.generate {
+            if g.count == 0 || !(g.cover_days > 0.0 && g.cover_days.is_finite()) {
+                bail!("[generate] needs count of 1 or more and cover_days above 0");
+            }
+            if !(g.lead_time_days >= 0.0 && g.lead_time_days.is_finite()) {
+                bail!("[generate] lead_time_days must be 0 or more");
+            }
+            crate::catalog::check_prefix(&g.prefix)?;
         }
         if let Some(p) = &self.rules.priority_store {
             if !self.channels.iter().any(|c| &c.code == p) {
