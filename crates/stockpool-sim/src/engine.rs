@@ -101,7 +101,7 @@ impl Ord for Scheduled {
     }
 }
 
-/// An order a channel took and has not yet reported, or has.
+/// An order a channel took, kept until stockpool hears of it.
 struct Taken {
     channel: usize,
     /// (SKU index, units).
@@ -370,6 +370,11 @@ impl<'a> Run<'a> {
     }
 
     fn event(&mut self, now: i64, event: Event) -> anyhow::Result<()> {
+        // The run ends at `days`: orders taken before the end are still decided when heard
+        // (that is where their oversells show), but nothing else happens after it.
+        if now > self.end && !matches!(event, Event::Report(_)) {
+            return Ok(());
+        }
         match event {
             Event::Report(i) => self.report(i, now)?,
             Event::Push(c) => self.push(c, now),
