@@ -626,9 +626,16 @@ impl<'a> Run<'a> {
     /// Every hour the shell forgets sales that left the window.
     fn velocity_tick(&mut self, now: i64) {
         let mut touched = Vec::new();
+        let from = now - self.velocity_window_ms;
+        // Once the run is older than the window (and the tick at the window's length has
+        // set every velocity over the whole window), the window no longer grows: only a
+        // listing whose oldest sale has left it changes.
+        let settled = now > self.velocity_window_ms;
         for li in 0..self.sales.len() {
-            if self.sales[li].is_empty() {
-                continue;
+            match self.sales[li].front() {
+                None => continue,
+                Some((t, _)) if settled && *t > from => continue,
+                Some(_) => {}
             }
             if self.set_velocity(li, now) {
                 touched.push(self.items[self.catalog.listed[li % self.listed()]]);
