@@ -5,6 +5,7 @@
 use crate::rng::Rng;
 use crate::scenario::{Scenario, DAY_MS};
 use anyhow::bail;
+use std::collections::HashMap;
 
 /// One SKU as the simulator uses it.
 #[derive(Clone, Debug)]
@@ -33,6 +34,8 @@ pub struct Catalog {
     pub skus: Vec<SkuDef>,
     /// Listed SKU indices.
     pub listed: Vec<usize>,
+    /// SKU to index, for replayed order histories.
+    by_sku: HashMap<String, usize>,
 }
 
 /// A popularity table over a subset of listed SKUs (flash sales pick from a prefix).
@@ -69,6 +72,14 @@ impl Picker {
         let at = self.cumulative.partition_point(|c| *c <= r);
         self.skus[at]
     }
+}
+
+/// A generated SKU prefix must leave room for the number within the core's code length.
+pub fn check_prefix(prefix: &str) -> anyhow::Result<()> {
+    if prefix.trim().is_empty() || prefix.len() > 64 {
+        bail!("[generate] prefix must be 1 to 64 characters, got {prefix:?}");
+    }
+    Ok(())
 }
 
 impl Catalog {
@@ -124,7 +135,8 @@ impl Catalog {
         if listed.is_empty() {
             bail!("a scenario needs at least one product to sell");
         }
-        let c = Catalog { skus, listed };
+        let by_sku = skus.iter().enumerate().map(|(i, s)| (s.sku.clone(), i)).collect();
+        let c = Catalog { skus, listed, by_sku };
         if Picker::new(&c, |_| true).is_empty() {
             bail!("every product has popularity 0: no shopper would come");
         }
@@ -132,7 +144,7 @@ impl Catalog {
     }
 
     pub fn index(&self, sku: &str) -> Option<usize> {
-        self.skus.iter().position(|s| s.sku == sku)
+        self.by_sku.get(sku).copied()
     }
 
     /// The listed SKU shoppers choose most.

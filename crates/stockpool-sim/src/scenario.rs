@@ -190,25 +190,23 @@ pub struct FlashSale {
 
 /// What a shopper's order looks like.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct OrderShape {
     /// Chance (percent) that a shopper buys a second SKU, and again a third.
     pub multi_line_percent: u32,
     /// Weights of buying 1, 2, 3, ... units of a line.
     pub quantity_weights: Vec<u32>,
-    /// Hours from the order until the seller ships it.
-    pub fulfil_after_hours: f64,
 }
 
 impl Default for OrderShape {
     fn default() -> Self {
-        OrderShape { multi_line_percent: 10, quantity_weights: vec![85, 12, 3], fulfil_after_hours: 24.0 }
+        OrderShape { multi_line_percent: 10, quantity_weights: vec![85, 12, 3] }
     }
 }
 
 /// Parameters of the rules the simulator compares.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct RuleParams {
     /// `threshold`: publish 0 everywhere below this.
     pub stock_threshold: i64,
@@ -218,11 +216,20 @@ pub struct RuleParams {
     pub safety_stock: i64,
     /// `sync_50`'s rate.
     pub sync_rate_percent: u8,
+    /// `buffer_auto`: the window over which the simulated shell measures each store's
+    /// recent sales velocity, in hours.
+    pub velocity_window_hours: i64,
 }
 
 impl Default for RuleParams {
     fn default() -> Self {
-        RuleParams { stock_threshold: 3, priority_store: None, safety_stock: 5, sync_rate_percent: 50 }
+        RuleParams {
+            stock_threshold: 3,
+            priority_store: None,
+            safety_stock: 5,
+            sync_rate_percent: 50,
+            velocity_window_hours: 24,
+        }
     }
 }
 
@@ -255,7 +262,10 @@ impl Scenario {
             if lo < 0 || hi < lo {
                 bail!("channel {}: order_latency_seconds must be [min, max] with 0 <= min <= max", c.code);
             }
-            if c.push_every_seconds < 0 || c.push_latency_seconds < 0 || c.feed_every_seconds < 0 || c.order_poll_seconds < 0
+            if c.push_every_seconds < 0
+                || c.push_latency_seconds < 0
+                || c.feed_every_seconds < 0
+                || c.order_poll_seconds < 0
             {
                 bail!("channel {}: intervals and latencies must be 0 or more", c.code);
             }
@@ -286,12 +296,20 @@ impl Scenario {
             if !matches!(s.kind.as_str(), "product" | "material") {
                 bail!("SKU {}: kind must be product or material", s.sku);
             }
-            if s.stock < 0 || s.reorder_quantity < 0 || s.lead_time_days < 0.0 || s.popularity < 0.0 {
+            if s.stock < 0
+                || s.reorder_quantity < 0
+                || !(s.lead_time_days >= 0.0 && s.lead_time_days.is_finite())
+                || !(s.popularity >= 0.0 && s.popularity.is_finite())
+            {
                 bail!("SKU {}: stock, reorder_quantity, lead_time_days and popularity must be 0 or more", s.sku);
             }
             for c in &s.components {
                 if !self.skus[..i].iter().any(|o| o.sku == c.sku) || c.quantity <= 0 {
-                    bail!("SKU {}: component {} must be a SKU listed above it, with a quantity of 1 or more", s.sku, c.sku);
+                    bail!(
+                        "SKU {}: component {} must be a SKU listed above it, with a quantity of 1 or more",
+                        s.sku,
+                        c.sku
+                    );
                 }
             }
         }
@@ -299,14 +317,35 @@ impl Scenario {
             if !self.channels.iter().any(|c| c.code == f.channel) {
                 bail!("flash sale on unknown channel {}", f.channel);
             }
+            let ok = |x: f64| x >= 0.0 && x.is_finite();
+            if !(ok(f.start_hour) && ok(f.hours) && ok(f.shoppers_per_hour)) {
+                bail!("flash sale on {}: start_hour, hours and shoppers_per_hour must be 0 or more", f.channel);
+            }
+        }
+        if let Some(g) = &self.generate {
+            if g.count == 0 || !(g.cover_days > 0.0 && g.cover_days.is_finite()) {
+                bail!("[generate] needs count of 1 or more and cover_days above 0");
+            }
+            if !(g.lead_time_days >= 0.0 && g.lead_time_days.is_finite()) {
+                bail!("[generate] lead_time_days must be 0 or more");
+            }
+            crate::catalog::check_prefix(&g.prefix)?;
         }
         if let Some(p) = &self.rules.priority_store {
             if !self.channels.iter().any(|c| &c.code == p) {
                 bail!("rules.priority_store {p} is not a channel of the scenario");
             }
         }
-        if self.rules.safety_stock <= self.rules.stock_threshold.min(0).max(0) {
-            bail!("rules.safety_stock must be 1 or more");
+        // The priority store rule has no threshold, so SPEC's "safety_stock greater than
+        // stock_threshold" means 1 or more here.
+        if self.rules.safety_stock < 1 {
+            bail!("rules.safety_stock must be 1 or more, got {}", self.rules.safety_stock);
+        }
+        if self.rules.stock_threshold < 0 {
+            bail!("rules.stock_threshold must be 0 or more, got {}", self.rules.stock_threshold);
+        }
+        if !(1..=24 * 28).contains(&self.rules.velocity_window_hours) {
+            bail!("rules.velocity_window_hours must be between 1 and 672, got {}", self.rules.velocity_window_hours);
         }
         if !(1..=100).contains(&self.rules.sync_rate_percent) {
             bail!("rules.sync_rate_percent must be between 1 and 100");

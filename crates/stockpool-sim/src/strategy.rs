@@ -16,6 +16,7 @@ pub enum Strategy {
     /// The whole pool shown everywhere.
     FullPool,
     /// `sync_rate_percent` (50 by default) of the pool everywhere.
+    #[value(name = "sync_50")]
     Sync50,
     /// The whole pool, and 0 everywhere below `stock_threshold`.
     Threshold,

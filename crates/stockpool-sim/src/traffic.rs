@@ -162,33 +162,33 @@ pub fn replay(s: &Scenario, catalog: &Catalog, csv: &str, seed: u64) -> anyhow::
             .index(get(si))
             .filter(|i| catalog.skus[*i].listed())
             .with_context(|| format!("{}: unknown or unlisted SKU {:?}", at_line(), get(si)))?;
-        let q: i64 = get(qi).parse().ok().filter(|q| *q > 0).with_context(|| format!("{}: quantity must be 1 or more", at_line()))?;
+        let q: i64 = get(qi)
+            .parse()
+            .ok()
+            .filter(|q| *q > 0)
+            .with_context(|| format!("{}: quantity must be 1 or more", at_line()))?;
         let order = oi.map(|i| get(i).to_string()).filter(|o| !o.is_empty()).unwrap_or_else(|| format!("row{n}"));
         parsed.push((at, channel, order, sku, q));
     }
     // Group rows into shoppers by (channel, order), keeping the first row's time.
-    let mut shoppers: Vec<(i64, usize, String, Vec<(usize, i64)>)> = Vec::new();
+    let mut out: Vec<Shopper> = Vec::new();
     let mut index: std::collections::BTreeMap<(usize, String), usize> = std::collections::BTreeMap::new();
     for (at, channel, order, sku, q) in parsed {
         match index.get(&(channel, order.clone())) {
             Some(&i) => {
-                let lines = &mut shoppers[i].3;
+                let lines = &mut out[i].lines;
                 match lines.iter_mut().find(|(s, _)| *s == sku) {
                     Some(l) => l.1 += q,
                     None => lines.push((sku, q)),
                 }
             }
             None => {
-                index.insert((channel, order.clone()), shoppers.len());
-                shoppers.push((at, channel, order, vec![(sku, q)]));
+                index.insert((channel, order), out.len());
+                out.push(Shopper { at, channel, lines: vec![(sku, q)], reported_at: 0 });
             }
         }
     }
     let mut rng = Rng::derive(seed, 99);
-    let mut out: Vec<Shopper> = shoppers
-        .into_iter()
-        .map(|(at, channel, _, lines)| Shopper { at, channel, lines, reported_at: 0 })
-        .collect();
     out.sort_by_key(|sh| (sh.at, sh.channel));
     for sh in &mut out {
         sh.reported_at = report_time(s, &mut rng, sh.channel, sh.at);

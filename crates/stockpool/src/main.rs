@@ -88,6 +88,9 @@ enum Cmd {
     },
     /// Drive the HTTP API with concurrent clients and report orders/s and latency.
     Bench(bench::BenchArgs),
+    /// Compare sync rules on simulated (or replayed) shoppers: oversells, lost sales and
+    /// fill rate per strategy; prints the table, writes CSV and SVG charts (docs/simulation.md).
+    Simulate(stockpool_sim::cli::SimulateArgs),
 }
 
 #[derive(Subcommand)]
@@ -209,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Bench(args) => bench::run(args).await?,
+        Cmd::Simulate(args) => stockpool_sim::cli::run(&args)?,
     }
     Ok(())
 }
