@@ -198,6 +198,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 credentials: check_credentials(input.credentials.clone())?,
             };
             ws.state.upsert_store(store.clone())?;
+            ws.state.set_store_latency(store.id, crate::velocity::channel_latency(&store));
             ws.new_id();
             ws.store_extra.insert(store.id, extra);
             out.push(store_stmt(ws, &store)?);
@@ -229,6 +230,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 extra.credentials = check_credentials(patch.credentials.clone())?;
             }
             ws.state.upsert_store(store.clone())?;
+            ws.state.set_store_latency(store.id, crate::velocity::channel_latency(&store));
             ws.store_extra.insert(store.id, extra);
             out.push(store_stmt(ws, &store)?);
             refresh_all(ws, now, &mut out);
@@ -342,7 +344,14 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             };
             match ws.state.take_order(&new, now)? {
                 Intake::Created { order, change } => {
+                    // Demand for `buffer: auto` first, so this change's recompute sees it.
+                    let mut sold = Vec::new();
+                    for o in &change.orders {
+                        sold.extend(ws.sales.record(&mut ws.state, o, now));
+                    }
                     apply_change(ws, &change, now, &mut out);
+                    let listings = ws.state.affected_listings(&sold);
+                    refresh(ws, &listings, now, &mut out);
                     Reply { created: true, body: ws.order_view(ws.state.order(order).unwrap()) }
                 }
                 Intake::Duplicate { order } => {

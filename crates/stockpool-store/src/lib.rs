@@ -15,6 +15,7 @@ pub mod db;
 pub mod exec;
 pub mod model;
 pub mod secrets;
+pub mod velocity;
 pub mod workspace;
 mod writer;
 
@@ -241,7 +242,7 @@ impl Store {
 
     async fn load(&self, ws: i64) -> Result<Arc<RwLock<Ws>>, StoreError> {
         let mut conn = self.inner.db.pool.acquire().await?;
-        let loaded = Ws::load(&mut conn, &self.inner.key, ws).await?;
+        let loaded = Ws::load(&mut conn, &self.inner.key, ws, self.now()).await?;
         let mut cache = self.inner.cache.lock().unwrap();
         match cache.get(&ws) {
             Some(c) if c.read().unwrap().seq >= loaded.seq => Ok(c.clone()),
@@ -329,7 +330,7 @@ impl Store {
         for r in workspaces {
             let id: i64 = r.try_get(0)?;
             let mut conn = pool.acquire().await?;
-            match Ws::load(&mut conn, &self.inner.key, id).await {
+            match Ws::load(&mut conn, &self.inner.key, id, self.now()).await {
                 Ok(ws) => {
                     for f in ws.state.check() {
                         findings.push(format!("workspace {id}: {f:?}"));

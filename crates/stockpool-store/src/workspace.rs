@@ -9,6 +9,7 @@
 use crate::db::args;
 use crate::model::{public_id, Kind, StoreExtra};
 use crate::secrets::SecretKey;
+use crate::velocity::{channel_latency, Sales, VELOCITY_WINDOW_SECONDS};
 use crate::StoreError;
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
@@ -32,6 +33,8 @@ pub struct Ws {
     pub store_extra: IdMap<StoreId, StoreExtra>,
     /// The key that seals `store_extra`'s secrets when they are written.
     pub key: SecretKey,
+    /// Recent sales per (store, item), the input of `buffer: auto` (`velocity.rs`).
+    pub sales: Sales,
 }
 
 fn get_i64(row: &AnyRow, i: usize) -> Result<i64, StoreError> {
@@ -51,7 +54,8 @@ async fn rows(conn: &mut AnyConnection, sql: &str, ws: i64) -> Result<Vec<AnyRow
 
 impl Ws {
     /// Loads a whole workspace. Inside the writer this runs under the workspace row lock.
-    pub async fn load(conn: &mut AnyConnection, key: &SecretKey, id: i64) -> Result<Ws, StoreError> {
+    /// `now` dates the recent sales `buffer: auto` counts.
+    pub async fn load(conn: &mut AnyConnection, key: &SecretKey, id: i64, now: Timestamp) -> Result<Ws, StoreError> {
         let head =
             sqlx::query_with("SELECT seq, next_id, sync_enabled FROM workspaces WHERE id = $1", args(&[id.into()]))
                 .fetch_optional(&mut *conn)
@@ -69,6 +73,7 @@ impl Ws {
         for r in rows(conn, "SELECT doc FROM stores WHERE workspace_id = $1 ORDER BY id", id).await? {
             let (s, extra): (Store, StoreExtra) = doc(&r, 0)?;
             store_extra.insert(s.id, extra.opened(key)?);
+            state.set_store_latency(s.id, channel_latency(&s));
             state.upsert_store(s).map_err(|e| corrupt(&e))?;
         }
         for r in rows(conn, "SELECT doc FROM items WHERE workspace_id = $1 ORDER BY id", id).await? {
@@ -152,6 +157,11 @@ impl Ws {
             change.cards.push(doc(&r, 0)?);
         }
         state.apply(&change);
+        let mut sales = Sales::default();
+        let since = now.0 - VELOCITY_WINDOW_SECONDS * 1000;
+        for o in change.orders.iter().filter(|o| o.created_at.0 >= since) {
+            sales.record(&mut state, o, now);
+        }
         Ok(Ws {
             id,
             seq: get_i64(&head, 0)?,
@@ -160,6 +170,7 @@ impl Ws {
             published,
             store_extra,
             key: key.clone(),
+            sales,
         })
     }
 

@@ -98,7 +98,7 @@ async fn batch_inner(
         let handle = match cached {
             Some(c) if c.read().unwrap().seq == seq => c,
             _ => {
-                let ws = Ws::load(&mut tx, &inner.key, id).await?;
+                let ws = Ws::load(&mut tx, &inner.key, id, now).await?;
                 let h = Arc::new(RwLock::new(ws));
                 inner.cache.lock().unwrap().insert(id, h.clone());
                 h

@@ -304,3 +304,57 @@ fn sqlx_text(row: &sqlx::any::AnyRow) -> String {
     use sqlx::Row;
     row.try_get::<String, _>(0).unwrap()
 }
+
+both!(a_buffer_auto_rule_holds_back_what_the_faster_store_may_sell, |app: TestApp| async move {
+    expect(&app.post("/api/v1/warehouses", json!({"code":"main","name":"Main"})).await, 201);
+    expect(&app.post("/api/v1/items", json!({"sku":"MUG-RED","name":"Red mug"})).await, 201);
+    expect(
+        &app.post(
+            "/api/v1/stock/adjustments",
+            json!({"sku":"MUG-RED","warehouse":"main","delta":200,"reason":"received"}),
+        )
+        .await,
+        201,
+    );
+    let mut ids = Vec::new();
+    for (code, channel) in [("shop", "shopify"), ("etsy", "etsy")] {
+        expect(&app.post("/api/v1/stores", json!({"code":code,"name":code,"channel":channel})).await, 201);
+        let l =
+            app.post("/api/v1/listings", json!({"store":code,"external_id":format!("{code}-1"),"sku":"MUG-RED"})).await;
+        ids.push(expect(&l, 201)["id"].as_str().unwrap().to_string());
+    }
+    let rule = app
+        .post(
+            "/api/v1/rules",
+            json!({"name":"Auto","priority":1,"items":"all","warehouses":["main"],"stores":["shop","etsy"],"buffer":"auto"}),
+        )
+        .await;
+    assert_eq!(expect(&rule, 201)["buffer"], "auto");
+    // No sales yet: nothing to hold back.
+    for id in &ids {
+        assert_eq!(app.get(&format!("/api/v1/listings/{id}")).await.body["published_quantity"], 200);
+    }
+    // The own shop sells fastest (90 a day); Etsy sells too. What the shop may sell in
+    // Etsy's blind window (the shop's order latency plus Etsy's sync latency) is held back.
+    for (store, n, q) in [("shop", 0, 30), ("shop", 1, 30), ("shop", 2, 30), ("etsy", 3, 2)] {
+        let o = app
+            .post(
+                "/api/v1/orders",
+                json!({"store":store,"external_id":format!("B-{n}"),"lines":[{"store_sku":"MUG-RED","quantity":q}]}),
+            )
+            .await;
+        expect(&o, 201);
+    }
+    let shop = app.get(&format!("/api/v1/listings/{}", ids[0])).await.body["published_quantity"].as_i64().unwrap();
+    let etsy = app.get(&format!("/api/v1/listings/{}", ids[1])).await.body["published_quantity"].as_i64().unwrap();
+    assert_eq!(shop, 108, "the fastest store is favoured and shows the whole pool");
+    let explain = app.get(&format!("/api/v1/listings/{}/explain", ids[1])).await;
+    assert!(
+        etsy < shop,
+        "Etsy holds back what the shop may sell before Etsy hears: {etsy} vs {shop}\n{}",
+        explain.body
+    );
+    let explain = app.get(&format!("/api/v1/listings/{}/explain", ids[1])).await;
+    assert!(expect(&explain, 200).to_string().contains("buffer"), "{}", explain.body);
+    assert_eq!(app.check().await, Vec::<String>::new());
+});
