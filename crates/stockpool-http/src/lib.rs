@@ -8,13 +8,14 @@
 //! on the wire.
 
 pub mod app;
+pub mod dashboard;
 pub mod error;
 mod openapi;
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use error::ApiError;
@@ -80,7 +81,10 @@ pub fn router(store: Store) -> Router {
         .route("/openapi.json", get(|| async { Json(openapi()) }));
     Router::new()
         .nest("/api/v1", api)
-        .route("/", get(dashboard))
+        .route("/", get(dashboard::home))
+        .route("/login", get(dashboard::login_form).post(dashboard::login))
+        .route("/logout", post(dashboard::logout))
+        .route("/dashboard/orders/{id}/{action}", post(dashboard::order_action))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -240,10 +244,6 @@ async fn metrics(State(app): State<App>) -> Result<Response, ApiError> {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
-}
-
-async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("dashboard.html"))
 }
 
 // ---- warehouses -------------------------------------------------------------------------

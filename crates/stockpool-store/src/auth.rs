@@ -2,7 +2,9 @@
 //!
 //! An API token is 32 random bytes shown once (`sp_` + hex); only its SHA-256 is stored,
 //! which is enough for a secret of that entropy and keeps the per-request check cheap.
-//! Dashboard passwords are low-entropy, so they are stored as Argon2id hashes.
+//! Dashboard passwords are low-entropy, so they are stored as Argon2id hashes. A dashboard
+//! login opens a session: a random token (stored as SHA-256, like API tokens) for the
+//! session cookie and a random CSRF token that every form of the session must carry.
 
 use crate::db::args;
 use crate::{Store, StoreError};
@@ -11,11 +13,28 @@ use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+/// How long a dashboard session lasts.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
+
+/// A dashboard session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub workspace: i64,
+    pub email: String,
+    /// Every form posted in this session must carry it.
+    pub csrf: String,
+}
+
 /// Characters in a workspace name.
 pub const WORKSPACE_NAME_LEN_MAX: usize = 100;
 
 fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// `bytes` random bytes as hex (tokens, CSRF tokens, salts).
+pub fn random_token_hex(bytes: usize) -> Result<String, StoreError> {
+    random_hex(bytes)
 }
 
 fn random_hex(bytes: usize) -> Result<String, StoreError> {
@@ -122,5 +141,51 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// Opens a dashboard session for a verified user; returns the cookie's token.
+    pub async fn create_session(&self, workspace: i64, email: &str) -> Result<String, StoreError> {
+        let token = format!("sps_{}", random_hex(32)?);
+        let now = self.now().0;
+        let pool = &self.inner.db.pool;
+        sqlx::query_with("DELETE FROM sessions WHERE expires_at < $1", args(&[now.into()])).execute(pool).await?;
+        sqlx::query_with(
+            "INSERT INTO sessions (token_hash, workspace_id, email, csrf, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            args(&[
+                hash_token(&token).into(),
+                workspace.into(),
+                email.into(),
+                random_hex(32)?.into(),
+                (now + SESSION_SECONDS * 1000).into(),
+            ]),
+        )
+        .execute(pool)
+        .await?;
+        Ok(token)
+    }
+
+    /// The live session of a cookie's token, if any.
+    pub async fn session(&self, token: &str) -> Result<Option<Session>, StoreError> {
+        if token.len() > 200 {
+            return Ok(None);
+        }
+        let row = sqlx::query_with(
+            "SELECT workspace_id, email, csrf FROM sessions WHERE token_hash = $1 AND expires_at >= $2",
+            args(&[hash_token(token).into(), self.now().0.into()]),
+        )
+        .fetch_optional(&self.inner.db.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(Some(Session { workspace: r.try_get(0)?, email: r.try_get(1)?, csrf: r.try_get(2)? })),
+            None => Ok(None),
+        }
+    }
+
+    /// Ends a session (logout).
+    pub async fn end_session(&self, token: &str) -> Result<(), StoreError> {
+        sqlx::query_with("DELETE FROM sessions WHERE token_hash = $1", args(&[hash_token(token).into()]))
+            .execute(&self.inner.db.pool)
+            .await?;
+        Ok(())
     }
 }

@@ -182,7 +182,8 @@ impl Db {
 /// The schema, one entry per version. Every table is keyed by workspace first: nothing
 /// crosses workspaces. Documents (items, rules, orders, cards, stores) are the core's own
 /// types as JSON text; the columns beside them are what queries filter on.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE workspaces (
     id BIGSERIAL PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -328,4 +329,14 @@ CREATE TABLE sync_records (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX sync_records_by_time ON sync_records (workspace_id, created_at)
-"];
+",
+    "
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    email TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+)
+",
+];

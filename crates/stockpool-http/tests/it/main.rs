@@ -4,4 +4,5 @@
 mod api;
 mod bad_input;
 mod concurrency;
+mod dashboard;
 mod helpers;
