@@ -74,6 +74,8 @@ pub fn args(values: &[Arg]) -> AnyArguments<'static> {
 pub const POOL_CONNECTIONS_MAX: u32 = 8;
 /// How long to wait for a connection before failing the request.
 pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// PostgreSQL advisory lock key held while migrating ("stockpool" in ASCII, truncated).
+pub const MIGRATION_LOCK_KEY: i64 = 0x73746f636b706f;
 /// SQLite: page cache per connection, in KiB.
 pub const SQLITE_CACHE_KIB: u32 = 64 * 1024;
 /// SQLite: bytes of the database file read through a memory map.
@@ -148,18 +150,25 @@ impl Db {
         Ok(db)
     }
 
+    /// Brings the schema to the newest version, each version in one transaction. On
+    /// PostgreSQL every migrating process first takes one advisory lock inside its
+    /// transaction, so several `serve` processes starting at once migrate one after the
+    /// other instead of racing to create the same tables.
     async fn migrate(&self) -> Result<(), sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)").await?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT max(version) FROM schema_version").fetch_one(&mut *conn).await?;
-        let current = current.unwrap_or(0);
         for (i, step) in MIGRATIONS.iter().enumerate() {
             let version = i as i64 + 1;
-            if version <= current {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            if self.backend == Backend::Postgres {
+                tx.execute(format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})").as_str()).await?;
+            }
+            tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)").await?;
+            let current: Option<i64> =
+                sqlx::query_scalar("SELECT max(version) FROM schema_version").fetch_one(&mut *tx).await?;
+            if version <= current.unwrap_or(0) {
+                tx.commit().await?;
                 continue;
             }
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             for stmt in step.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
                 let stmt = match self.backend {
                     Backend::Sqlite => stmt.replace("BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"),

@@ -66,3 +66,25 @@ both!(the_guard_in_the_statement_refuses_what_a_stale_decision_would_break, |app
     let level: (i64, i64) = (sqlx::Row::try_get(&rows[0], 0).unwrap(), sqlx::Row::try_get(&rows[0], 1).unwrap());
     assert_eq!(level, (1, 0));
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_starting_at_once_on_a_fresh_postgres_database_migrate_it_once() {
+    let (url, _dir) = database(Backend::Postgres, "migrate").await;
+    let mut opens = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        opens.push(tokio::spawn(async move {
+            stockpool_store::Store::open(&url, stockpool_store::system_clock()).await.map(|(store, _)| store)
+        }));
+    }
+    let mut stores = Vec::new();
+    for o in opens {
+        stores.push(o.await.unwrap().expect("every server starts"));
+    }
+    let rows =
+        stores[0].db().fetch_all("SELECT count(*), count(DISTINCT version) FROM schema_version", &[]).await.unwrap();
+    let (all, distinct): (i64, i64) =
+        (sqlx::Row::try_get(&rows[0], 0).unwrap(), sqlx::Row::try_get(&rows[0], 1).unwrap());
+    assert_eq!(all, distinct, "each version applied once");
+    assert!(all >= 2);
+}
