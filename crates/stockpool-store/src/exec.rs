@@ -36,6 +36,8 @@ pub enum Command {
     SyncNow(SyncInput),
     SetSyncEnabled(bool),
     Sweep,
+    /// Forgets sales that left the `buffer: auto` window (`velocity.rs`).
+    AgeSales,
     /// Several commands, all or nothing: the first refused one refuses the whole batch,
     /// its error naming the command's index (CSV import, demo seed).
     Batch(Vec<Command>),
@@ -432,6 +434,12 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 }
             }
             Reply { created: true, body: json!({"data": bodies}) }
+        }
+        Command::AgeSales => {
+            let items = ws.sales.age(&mut ws.state, now);
+            let listings = ws.state.affected_listings(&items);
+            refresh(ws, &listings, now, &mut out);
+            Reply { created: false, body: json!({"items": items.len()}) }
         }
         Command::Sweep => {
             let change = ws.state.sweep(now);

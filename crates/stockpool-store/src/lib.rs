@@ -255,7 +255,8 @@ impl Store {
     }
 
     /// Expires every due order request and unpaid acceptance, in every workspace that has
-    /// one. The server calls this at least once a second.
+    /// one, and forgets sales that left the `buffer: auto` window in the workspaces this
+    /// process holds. The server calls this at least once a second.
     pub async fn sweep_due(&self) -> Result<usize, StoreError> {
         let rows = sqlx::query(
             "SELECT DISTINCT workspace_id FROM orders WHERE status = 'requested' OR status = 'awaiting_payment'",
@@ -270,6 +271,12 @@ impl Store {
             if due {
                 let reply = self.execute(ws, Command::Sweep).await?;
                 swept += reply.body["expired"].as_u64().unwrap_or(0) as usize;
+            }
+        }
+        let cached: Vec<i64> = self.inner.cache.lock().unwrap().keys().copied().collect();
+        for ws in cached {
+            if self.read(ws, |w| w.sales.next_change().is_some_and(|t| t <= now)).await? {
+                self.execute(ws, Command::AgeSales).await?;
             }
         }
         Ok(swept)

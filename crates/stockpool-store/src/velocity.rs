@@ -7,9 +7,9 @@
 //! - a (store, item)'s `Velocity`: units ordered in the last `VELOCITY_WINDOW_SECONDS`,
 //!   from the orders taken in (rebuilt from the stored orders when a workspace loads).
 //!
-//! A velocity changes when an order arrives; a sale that ages out of the window is
-//! forgotten at the next order of that store and item (the published quantity catches up
-//! at the next change that touches the item).
+//! A velocity changes when an order arrives and when a sale ages out of the window: the
+//! server's sweeper asks `Sales::next_change` and, once it is due, `Sales::age` forgets
+//! what left the window, so a buffer shrinks again when a store stops selling.
 
 use std::collections::VecDeque;
 use stockpool_core::ids::IdMap;
@@ -76,6 +76,38 @@ impl Sales {
         }
         for &item in &items {
             self.publish(state, order.store, item, now);
+        }
+        items
+    }
+
+    /// When the oldest counted sale leaves the window, if any sale is counted.
+    pub fn next_change(&self) -> Option<Timestamp> {
+        self.recent
+            .values()
+            .filter_map(|events| events.front())
+            .map(|(at, _)| Timestamp(at.0 + VELOCITY_WINDOW_SECONDS * 1000))
+            .min()
+    }
+
+    /// Forgets every sale that left the window at `now`, gives the core the new velocities,
+    /// and returns the items whose velocity moved.
+    pub fn age(&mut self, state: &mut State, now: Timestamp) -> Vec<ItemId> {
+        let since = Timestamp(now.0 - VELOCITY_WINDOW_SECONDS * 1000);
+        let due: Vec<(StoreId, ItemId)> = self
+            .recent
+            .iter()
+            .filter(|(_, events)| events.front().is_some_and(|(at, _)| *at < since))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut items = Vec::new();
+        for (store, item) in due {
+            self.publish(state, store, item, now);
+            if self.recent.get(&(store, item)).is_some_and(|e| e.is_empty()) {
+                self.recent.remove(&(store, item));
+            }
+            if !items.contains(&item) {
+                items.push(item);
+            }
         }
         items
     }

@@ -356,5 +356,18 @@ both!(a_buffer_auto_rule_holds_back_what_the_faster_store_may_sell, |app: TestAp
     );
     let explain = app.get(&format!("/api/v1/listings/{}/explain", ids[1])).await;
     assert!(expect(&explain, 200).to_string().contains("buffer"), "{}", explain.body);
+    // A day later the sales have left the window: the sweeper forgets them and Etsy shows
+    // the whole pool again.
+    app.advance_seconds(86_400 + 1);
+    let mut etsy_later = etsy;
+    for _ in 0..100 {
+        etsy_later =
+            app.get(&format!("/api/v1/listings/{}", ids[1])).await.body["published_quantity"].as_i64().unwrap();
+        if etsy_later == shop {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(etsy_later, shop, "old sales no longer hold anything back");
     assert_eq!(app.check().await, Vec::<String>::new());
 });
