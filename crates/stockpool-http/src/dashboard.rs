@@ -79,7 +79,7 @@ async fn session(app: &App, headers: &HeaderMap) -> Result<Option<(String, Sessi
 }
 
 fn random_token() -> Result<String, ApiError> {
-    stockpool_store::auth::random_token_hex(24).map_err(ApiError::from)
+    stockpool_store::auth::random_hex(24).map_err(ApiError::from)
 }
 
 /// `GET /`: the dashboard, or a redirect to the login.

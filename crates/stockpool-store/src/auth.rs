@@ -33,11 +33,7 @@ fn hash_token(token: &str) -> String {
 }
 
 /// `bytes` random bytes as hex (tokens, CSRF tokens, salts).
-pub fn random_token_hex(bytes: usize) -> Result<String, StoreError> {
-    random_hex(bytes)
-}
-
-fn random_hex(bytes: usize) -> Result<String, StoreError> {
+pub fn random_hex(bytes: usize) -> Result<String, StoreError> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| StoreError::Invalid(format!("no randomness available: {e}")))?;
     Ok(hex::encode(buf))

@@ -103,13 +103,26 @@ pub enum ConnectError {
     Key(#[from] crate::secrets::KeyError),
 }
 
+/// The file a `sqlite:` URL names; `None` for an in-memory database or another scheme.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
 impl Db {
     /// Opens (creating a SQLite file if missing) and migrates.
     pub async fn connect(url: &str) -> Result<Db, ConnectError> {
-        Db::connect_with(url, POOL_CONNECTIONS_MAX).await
+        let db = Db::connect_with(url, POOL_CONNECTIONS_MAX).await?;
+        db.migrate().await?;
+        Ok(db)
     }
 
-    /// The same with at most `connections` connections (the writer needs one).
+    /// Opens a pool of at most `connections` connections to an already migrated database
+    /// (the writer's own, opened after `connect`).
     pub async fn connect_with(url: &str, connections: u32) -> Result<Db, ConnectError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -146,7 +159,6 @@ impl Db {
             .connect(&url)
             .await?;
         let db = Db { pool, backend };
-        db.migrate().await?;
         Ok(db)
     }
 

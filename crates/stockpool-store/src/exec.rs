@@ -352,8 +352,13 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                         sold.extend(ws.sales.record(&mut ws.state, o, now));
                     }
                     apply_change(ws, &change, now, &mut out);
-                    let listings = ws.state.affected_listings(&sold);
-                    refresh(ws, &listings, now, &mut out);
+                    // Only items whose stock did not move are left to recompute.
+                    let touched = change.touched_items();
+                    sold.retain(|i| !touched.contains(i));
+                    if !sold.is_empty() {
+                        let listings = ws.state.affected_listings(&sold);
+                        refresh(ws, &listings, now, &mut out);
+                    }
                     Reply { created: true, body: ws.order_view(ws.state.order(order).unwrap()) }
                 }
                 Intake::Duplicate { order } => {

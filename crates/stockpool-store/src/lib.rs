@@ -273,11 +273,19 @@ impl Store {
                 swept += reply.body["expired"].as_u64().unwrap_or(0) as usize;
             }
         }
-        let cached: Vec<i64> = self.inner.cache.lock().unwrap().keys().copied().collect();
-        for ws in cached {
-            if self.read(ws, |w| w.sales.next_change().is_some_and(|t| t <= now)).await? {
-                self.execute(ws, Command::AgeSales).await?;
-            }
+        // The cached copies suffice to tell whether sales are due to age: the writer reloads
+        // a workspace another process changed before it ages it.
+        let due: Vec<i64> = self
+            .inner
+            .cache
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, w)| w.read().unwrap().sales.next_change().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for ws in due {
+            self.execute(ws, Command::AgeSales).await?;
         }
         Ok(swept)
     }

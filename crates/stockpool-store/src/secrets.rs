@@ -76,7 +76,7 @@ impl SecretKey {
         }
         let path = match std::env::var_os("STOCKPOOL_SECRET_KEY_FILE") {
             Some(p) => PathBuf::from(p),
-            None => match sqlite_path(database_url) {
+            None => match crate::db::sqlite_file(database_url) {
                 Some(db) => {
                     let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "stockpool.db".into());
                     name.push(".key");
@@ -169,16 +169,6 @@ impl SecretKey {
     }
 }
 
-/// The file of a `sqlite://` URL, if it names one.
-fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path.starts_with(":memory:") {
-        return None;
-    }
-    Some(PathBuf::from(path))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,8 +217,10 @@ mod tests {
 
     #[test]
     fn a_sqlite_database_keeps_its_key_beside_it() {
-        assert_eq!(sqlite_path("sqlite:///tmp/a/stockpool.db?mode=rwc"), Some(PathBuf::from("/tmp/a/stockpool.db")));
-        assert_eq!(sqlite_path("sqlite://stockpool.db"), Some(PathBuf::from("stockpool.db")));
-        assert_eq!(sqlite_path("postgres://u@h/db"), None);
+        use crate::db::sqlite_file;
+        assert_eq!(sqlite_file("sqlite:///tmp/a/stockpool.db?mode=rwc"), Some(PathBuf::from("/tmp/a/stockpool.db")));
+        assert_eq!(sqlite_file("sqlite://stockpool.db"), Some(PathBuf::from("stockpool.db")));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://u@h/db"), None);
     }
 }

@@ -473,16 +473,6 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres:") || url.starts_with("postgresql:")
 }
 
-/// The file behind a sqlite: URL (`sqlite://FILE?opts` or `sqlite:FILE`).
-fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).context("not a sqlite URL")?;
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        bail!("--raw needs a SQLite file, not {url}");
-    }
-    Ok(PathBuf::from(path))
-}
-
 /// Single-row durable INSERTs on one connection, one commit each, for `RAW_DURATION`: a
 /// file beside the database (same disk, WAL, synchronous=FULL), removed afterwards.
 async fn raw_sqlite(db: &Path) -> anyhow::Result<f64> {
@@ -685,12 +675,12 @@ async fn raw(url: &str, run_id: &str, args: &BenchArgs) -> Raw {
             None => out.notes.push("pgbench is not on PATH; no TPC-B figure".into()),
         }
     } else {
-        match sqlite_path(url) {
-            Ok(path) => match raw_sqlite(&path).await {
+        match stockpool_store::db::sqlite_file(url) {
+            Some(path) => match raw_sqlite(&path).await {
                 Ok(r) => out.single_row_tx_per_s = Some(r),
                 Err(e) => out.notes.push(format!("raw single-row measurement failed: {e:#}")),
             },
-            Err(e) => out.notes.push(format!("{e:#}")),
+            None => out.notes.push(format!("--raw needs a SQLite file, not {url}")),
         }
     }
     out
