@@ -55,12 +55,10 @@ pub struct Reply {
 /// end in a few multi-row statements (`writer.rs`).
 #[derive(Clone, Debug)]
 pub enum Stmt {
-    /// `guard`: it must change exactly one row, or the whole batch is rolled back (the
-    /// second defence behind the core's own check).
+    /// Catalog SQL, run at once in order.
     Sql {
         sql: &'static str,
         args: Vec<Arg>,
-        guard: bool,
     },
     Row(Row),
 }
@@ -94,7 +92,7 @@ pub enum Row {
 }
 
 fn stmt(sql: &'static str, args: Vec<Arg>) -> Stmt {
-    Stmt::Sql { sql, args, guard: false }
+    Stmt::Sql { sql, args }
 }
 
 /// Decides one command on `ws` and returns its reply and statements. On `Err` nothing

@@ -1,21 +1,21 @@
-//! The writer task: one per process, committing a batch of commands per transaction.
+//! The writer: one per process, on its own thread (`Store::open`), committing a batch of
+//! commands per transaction.
 //!
 //! SQLite has one writer, and a durable commit costs about one fsync; so commands queue
 //! here and the writer takes up to `BATCH_COMMANDS_MAX` at a time, decides each on the
-//! cached workspace, runs all their statements in one transaction, commits once, and only
-//! then replies to each caller (group commit). On PostgreSQL the workspace rows of a batch
+//! cached workspace, runs their catalog SQL in order and their hot rows coalesced
+//! (`Coalesced`: a few multi-row statements, stock levels guarded in the statement) in one
+//! transaction, commits once, and only then replies to each caller (group commit). On PostgreSQL the workspace rows of a batch
 //! are locked in id order first, and a workspace another process changed is reloaded
 //! under that lock before anything is decided. If a batch fails, the caches it touched
 //! are dropped and each command is retried alone, so one bad command fails only itself.
 
-use crate::db::Arg;
-use crate::db::{args, Backend, Db};
+use crate::db::{args, Arg, Backend, Db};
 use crate::exec::{execute, Reply, Row as HotRow, Stmt};
 use crate::workspace::Ws;
 use crate::{Inner, Job, StoreError};
 use sqlx::Row;
-use std::collections::BTreeMap;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
@@ -119,14 +119,8 @@ async fn batch_inner(
             Ok((reply, stmts)) => {
                 for s in stmts {
                     match s {
-                        Stmt::Sql { sql, args: values, guard } => {
-                            let done = sqlx::query_with(sql, args(&values)).execute(&mut *tx).await?;
-                            if guard && done.rows_affected() != 1 {
-                                return Err(StoreError::Corrupt(format!(
-                                    "a guarded update changed {} rows instead of 1",
-                                    done.rows_affected()
-                                )));
-                            }
+                        Stmt::Sql { sql, args: values } => {
+                            sqlx::query_with(sql, args(&values)).execute(&mut *tx).await?;
                         }
                         Stmt::Row(row) => rows.add(row),
                     }
