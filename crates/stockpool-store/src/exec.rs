@@ -688,10 +688,16 @@ fn refresh(ws: &mut Ws, listings: &[ListingId], now: Timestamp, out: &mut Vec<St
 }
 
 fn queue_push(ws: &mut Ws, p: &Published, reason: &str, now: Timestamp, out: &mut Vec<Stmt>) {
+    /// What a pending push says (serialized straight from borrowed parts: this runs for
+    /// every listing an order moves).
+    #[derive(serde::Serialize)]
+    struct PushDoc<'a> {
+        old_quantity: Option<Qty>,
+        published: &'a Published,
+        reason: &'a str,
+    }
     let old = ws.published.insert(p.listing, *p);
-    let doc = to_json(&json!({
-        "published": p, "old_quantity": old.map(|o| o.quantity), "reason": reason,
-    }));
+    let doc = to_json(&PushDoc { old_quantity: old.map(|o| o.quantity), published: p, reason });
     out.push(Stmt::Row(Row::Published { ws: ws.id, listing: p.listing.0, quantity: p.quantity, doc: to_json(p) }));
     out.push(Stmt::Row(Row::Outbox { ws: ws.id, listing: p.listing.0, quantity: p.quantity, doc, at: now.0 }));
 }

@@ -11,6 +11,7 @@
 //! Only this crate knows SQL.
 
 pub mod auth;
+mod checkpoint;
 pub mod db;
 pub mod exec;
 pub mod model;
@@ -57,6 +58,8 @@ pub enum StoreError {
     At { index: usize, source: Box<StoreError> },
     #[error("the database failed")]
     Db(#[from] sqlx::Error),
+    #[error("the database failed")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("the server is shutting down or overloaded; try again")]
@@ -95,7 +98,7 @@ impl StoreError {
             ) => 409,
             StoreError::Order(_) => 422,
             StoreError::At { source, .. } => source.status(),
-            StoreError::Db(_) | StoreError::Corrupt(_) => 500,
+            StoreError::Db(_) | StoreError::Sqlite(_) | StoreError::Corrupt(_) => 500,
             StoreError::Unavailable => 503,
         }
     }
@@ -180,7 +183,7 @@ impl Store {
                 }
             };
             rt.block_on(async move {
-                match Db::connect_with(&url, WRITER_CONNECTIONS).await {
+                match Db::connect_with(&url, WRITER_CONNECTIONS).await.and_then(|db| writer::Conn::open(&url, db)) {
                     Ok(db) => {
                         let _ = ready_tx.send(Ok(()));
                         writer::run(writer_inner, db, rx).await;

@@ -3,17 +3,31 @@
 //!
 //! SQLite has one writer, and a durable commit costs about one fsync; so commands queue
 //! here and the writer takes up to `BATCH_COMMANDS_MAX` at a time, decides each on the
-//! cached workspace, runs their catalog SQL in order and their hot rows coalesced
-//! (`Coalesced`: a few multi-row statements, stock levels guarded in the statement) in one
-//! transaction, commits once, and only then replies to each caller (group commit). On PostgreSQL the workspace rows of a batch
-//! are locked in id order first, and a workspace another process changed is reloaded
-//! under that lock before anything is decided. If a batch fails, the caches it touched
-//! are dropped and each command is retried alone, so one bad command fails only itself.
+//! cached workspace, then writes the batch's catalog SQL in order and its hot rows
+//! coalesced (`Coalesced`: one net change per stock level, the last version of each
+//! document) in one transaction, commits once, and only then replies to each caller
+//! (group commit). Every stock level is written with the guard `0 <= reserved <= on_hand`
+//! in the statement itself, so a decision made on stale data fails instead of landing.
+//!
+//! Two ways to the database (`Conn`):
+//! - SQLite: a synchronous connection (rusqlite, on the same SQLite library as sqlx) owned
+//!   by the writer thread, `BEGIN IMMEDIATE`, one cached prepared statement per row kind:
+//!   no round trip to another thread per statement. A workspace that must be (re)loaded
+//!   is read through the sqlx pool while this connection holds the write lock, so it sees
+//!   exactly the last commit.
+//!   WAL checkpoints run on a thread of their own (`checkpoint.rs`), not in a commit.
+//! - PostgreSQL: sqlx; the batch's workspace rows are locked in id order first
+//!   (`FOR UPDATE`), a workspace another process changed is reloaded under that lock, and
+//!   hot rows go in a few multi-row statements.
+//!
+//! If a batch fails, the caches it touched are dropped and each command is retried alone,
+//! so one bad command fails only itself.
 
 use crate::db::{args, Arg, Backend, Db};
 use crate::exec::{execute, Reply, Row as HotRow, Stmt};
 use crate::workspace::Ws;
 use crate::{Inner, Job, StoreError};
+use rusqlite::OptionalExtension;
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -25,7 +39,49 @@ use tokio::sync::mpsc;
 /// last command in a batch waits.
 pub const BATCH_COMMANDS_MAX: usize = 512;
 
-pub(crate) async fn run(inner: Arc<Inner>, db: Db, mut rx: mpsc::Receiver<Job>) {
+/// Prepared statements the SQLite connection keeps: every statement the writer runs
+/// (the hot rows' eight, the catalog's, the workspace lock) fits.
+pub const SQLITE_STATEMENT_CACHE: usize = 128;
+
+/// How the writer reaches the database.
+pub(crate) enum Conn {
+    /// PostgreSQL through sqlx.
+    Sqlx(Db),
+    /// SQLite: the writer's own synchronous connection for writes, and `db` for loads.
+    Sqlite { lite: rusqlite::Connection, db: Db, _checkpoints: crate::checkpoint::Checkpointer },
+}
+
+impl Conn {
+    /// The writer's connection to `url` (already migrated); `db` is its sqlx pool.
+    pub(crate) fn open(url: &str, db: Db) -> Result<Conn, crate::db::ConnectError> {
+        if db.backend == Backend::Postgres {
+            return Ok(Conn::Sqlx(db));
+        }
+        let path = crate::db::sqlite_file(url).ok_or_else(|| {
+            crate::db::ConnectError::Runtime(
+                "an in-memory SQLite database cannot be shared by the server's connections; name a file".into(),
+            )
+        })?;
+        let lite = rusqlite::Connection::open(&path)
+            .map_err(|e| crate::db::ConnectError::Runtime(format!("cannot open {}: {e}", path.display())))?;
+        let pragmas = format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
+             PRAGMA busy_timeout={}; PRAGMA cache_size=-{}; PRAGMA mmap_size={}; \
+             PRAGMA wal_autocheckpoint=0;",
+            crate::db::SQLITE_BUSY_TIMEOUT_MS,
+            crate::db::SQLITE_CACHE_KIB,
+            crate::db::SQLITE_MMAP_BYTES
+        );
+        lite.execute_batch(&pragmas)
+            .map_err(|e| crate::db::ConnectError::Runtime(format!("cannot set up {}: {e}", path.display())))?;
+        lite.set_prepared_statement_cache_capacity(SQLITE_STATEMENT_CACHE);
+        let checkpoints = crate::checkpoint::Checkpointer::start(&path)
+            .map_err(|e| crate::db::ConnectError::Runtime(format!("cannot checkpoint {}: {e}", path.display())))?;
+        Ok(Conn::Sqlite { lite, db, _checkpoints: checkpoints })
+    }
+}
+
+pub(crate) async fn run(inner: Arc<Inner>, mut conn: Conn, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < BATCH_COMMANDS_MAX {
@@ -34,19 +90,20 @@ pub(crate) async fn run(inner: Arc<Inner>, db: Db, mut rx: mpsc::Receiver<Job>) 
                 Err(_) => break,
             }
         }
-        let work: Vec<(i64, crate::Command)> = jobs.iter().map(|j| (j.ws, j.cmd.clone())).collect();
-        let results = match batch(&inner, &db, &work).await {
+        let work: Vec<(i64, &crate::Command)> = jobs.iter().map(|j| (j.ws, &j.cmd)).collect();
+        let results = match batch(&inner, &mut conn, &work).await {
             Ok(results) => results,
             Err(e) if work.len() == 1 => vec![Err(e)],
             Err(e) => {
                 tracing::warn!(error = %e, commands = work.len(), "batch failed; retrying each command alone");
                 let mut results = Vec::with_capacity(work.len());
                 for w in &work {
-                    results.push(batch(&inner, &db, std::slice::from_ref(w)).await.and_then(|mut r| r.remove(0)));
+                    results.push(batch(&inner, &mut conn, std::slice::from_ref(w)).await.and_then(|mut r| r.remove(0)));
                 }
                 results
             }
         };
+        drop(work);
         for (job, result) in jobs.into_iter().zip(results) {
             if result.is_err() {
                 inner.metrics.command_errors.fetch_add(1, Ordering::Relaxed);
@@ -56,13 +113,14 @@ pub(crate) async fn run(inner: Arc<Inner>, db: Db, mut rx: mpsc::Receiver<Job>) 
     }
 }
 
+type Results = Vec<Result<Reply, StoreError>>;
+
 /// One transaction for `work`. `Err` means nothing was committed.
-async fn batch(
-    inner: &Inner,
-    db: &Db,
-    work: &[(i64, crate::Command)],
-) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
-    let out = batch_inner(inner, db, work).await;
+async fn batch(inner: &Inner, conn: &mut Conn, work: &[(i64, &crate::Command)]) -> Result<Results, StoreError> {
+    let out = match conn {
+        Conn::Sqlx(db) => batch_sqlx(inner, db, work).await,
+        Conn::Sqlite { lite, db, .. } => batch_sqlite(inner, lite, db, work).await,
+    };
     inner.metrics.batches.fetch_add(1, Ordering::Relaxed);
     if out.is_err() {
         inner.metrics.batch_failures.fetch_add(1, Ordering::Relaxed);
@@ -75,11 +133,94 @@ async fn batch(
     out
 }
 
-async fn batch_inner(
+type Handle = Arc<RwLock<Ws>>;
+
+/// The cached workspace `id` if the database has it at `seq`; `Err` if it has none.
+fn cached(inner: &Inner, id: i64, seq: Option<i64>) -> Result<Option<Handle>, StoreError> {
+    let Some(seq) = seq else { return Err(StoreError::not_found("workspace", &id.to_string())) };
+    let cached = inner.cache.lock().unwrap().get(&id).cloned();
+    Ok(cached.filter(|c| c.read().unwrap().seq == seq))
+}
+
+/// Loads workspace `id` through `conn` (which must see the last commit: the caller holds
+/// the write lock) and caches it.
+async fn load(
     inner: &Inner,
-    db: &Db,
-    work: &[(i64, crate::Command)],
-) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    now: stockpool_core::Timestamp,
+) -> Result<Handle, StoreError> {
+    let ws = Ws::load(conn, &inner.key, id, now).await?;
+    let h = Arc::new(RwLock::new(ws));
+    inner.cache.lock().unwrap().insert(id, h.clone());
+    Ok(h)
+}
+
+/// What deciding a batch produced: each command's result, the catalog SQL in order, the
+/// hot rows coalesced.
+struct Decided {
+    results: Results,
+    sql: Vec<(&'static str, Vec<Arg>)>,
+    rows: Coalesced,
+}
+
+/// Decides every command of `work` on its (locked, current) workspace. Writes nothing.
+fn decide(
+    inner: &Inner,
+    handles: &[(i64, Handle)],
+    work: &[(i64, &crate::Command)],
+    now: stockpool_core::Timestamp,
+) -> Decided {
+    let mut out = Decided { results: Vec::with_capacity(work.len()), sql: Vec::new(), rows: Coalesced::default() };
+    for (ws_id, cmd) in work {
+        let handle = &handles.iter().find(|(id, _)| id == ws_id).expect("locked above").1;
+        inner.metrics.commands.fetch_add(1, Ordering::Relaxed);
+        let decided = {
+            let mut ws = handle.write().unwrap();
+            execute(&mut ws, cmd, now)
+        };
+        match decided {
+            Ok((reply, stmts)) => {
+                for s in stmts {
+                    match s {
+                        Stmt::Sql { sql, args } => out.sql.push((sql, args)),
+                        Stmt::Row(row) => out.rows.add(row),
+                    }
+                }
+                if matches!(cmd, crate::Command::CreateOrder(_)) && reply.created {
+                    inner.metrics.orders_created.fetch_add(1, Ordering::Relaxed);
+                }
+                out.results.push(Ok(reply));
+            }
+            Err(e) => out.results.push(Err(e)),
+        }
+    }
+    out
+}
+
+/// Bumps each workspace's sequence in its cache; returns `(id, seq, next_id)` to store.
+fn bump(handles: &[(i64, Handle)]) -> Vec<(i64, i64, u64)> {
+    handles
+        .iter()
+        .map(|(id, handle)| {
+            let mut ws = handle.write().unwrap();
+            ws.seq += 1;
+            (*id, ws.seq, ws.next_id)
+        })
+        .collect()
+}
+
+fn log_batch(commands: usize, started: std::time::Instant, decided: std::time::Duration, written: std::time::Duration) {
+    tracing::debug!(
+        commands,
+        decide_us = decided.as_micros() as u64,
+        write_us = (written - decided).as_micros() as u64,
+        commit_us = (started.elapsed() - written).as_micros() as u64,
+        "batch committed"
+    );
+}
+
+async fn batch_sqlx(inner: &Inner, db: &Db, work: &[(i64, &crate::Command)]) -> Result<Results, StoreError> {
     let started = std::time::Instant::now();
     let mut tx = db.pool.begin().await?;
     let now = (inner.clock)();
@@ -92,72 +233,138 @@ async fn batch_inner(
     let mut handles = Vec::with_capacity(ids.len());
     for &id in &ids {
         let row = sqlx::query_with(lock_sql, args(&[id.into()])).fetch_optional(&mut *tx).await?;
-        let Some(row) = row else { return Err(StoreError::not_found("workspace", &id.to_string())) };
-        let seq: i64 = row.try_get(0)?;
-        let cached = inner.cache.lock().unwrap().get(&id).cloned();
-        let handle = match cached {
-            Some(c) if c.read().unwrap().seq == seq => c,
-            _ => {
-                let ws = Ws::load(&mut tx, &inner.key, id, now).await?;
-                let h = Arc::new(RwLock::new(ws));
-                inner.cache.lock().unwrap().insert(id, h.clone());
-                h
-            }
+        let seq = row.map(|r| r.try_get::<i64, _>(0)).transpose()?;
+        let handle = match cached(inner, id, seq)? {
+            Some(h) => h,
+            None => load(inner, &mut tx, id, now).await?,
         };
         handles.push((id, handle));
     }
-    let mut results = Vec::with_capacity(work.len());
-    let mut rows = Coalesced::default();
-    for (ws_id, cmd) in work {
-        let handle = &handles.iter().find(|(id, _)| id == ws_id).expect("locked above").1;
-        inner.metrics.commands.fetch_add(1, Ordering::Relaxed);
-        let decided: Result<(Reply, Vec<Stmt>), StoreError> = {
-            let mut ws = handle.write().unwrap();
-            execute(&mut ws, cmd, now)
-        };
-        match decided {
-            Ok((reply, stmts)) => {
-                for s in stmts {
-                    match s {
-                        Stmt::Sql { sql, args: values } => {
-                            sqlx::query_with(sql, args(&values)).execute(&mut *tx).await?;
-                        }
-                        Stmt::Row(row) => rows.add(row),
-                    }
-                }
-                if matches!(cmd, crate::Command::CreateOrder(_)) && reply.created {
-                    inner.metrics.orders_created.fetch_add(1, Ordering::Relaxed);
-                }
-                results.push(Ok(reply));
-            }
-            Err(e) => results.push(Err(e)),
-        }
-    }
+    let Decided { results, sql, rows } = decide(inner, &handles, work, now);
     let decided_at = started.elapsed();
+    for (sql, values) in &sql {
+        sqlx::query_with(sql, args(values)).execute(&mut *tx).await?;
+    }
     rows.write(&mut tx, db.backend).await?;
     let written_at = started.elapsed();
-    for (id, handle) in &handles {
-        let (seq, next_id) = {
-            let mut ws = handle.write().unwrap();
-            ws.seq += 1;
-            (ws.seq, ws.next_id)
-        };
+    for (id, seq, next_id) in bump(&handles) {
         sqlx::query_with(
             "UPDATE workspaces SET seq = $1, next_id = $2 WHERE id = $3",
-            args(&[seq.into(), next_id.into(), (*id).into()]),
+            args(&[seq.into(), next_id.into(), id.into()]),
         )
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;
-    tracing::debug!(
-        commands = work.len(),
-        decide_us = decided_at.as_micros() as u64,
-        write_us = (written_at - decided_at).as_micros() as u64,
-        commit_us = (started.elapsed() - written_at).as_micros() as u64,
-        "batch committed"
-    );
+    log_batch(work.len(), started, decided_at, written_at);
     Ok(results)
+}
+
+/// An open `BEGIN IMMEDIATE` transaction; rolled back when dropped uncommitted.
+struct LiteTx<'c> {
+    c: &'c rusqlite::Connection,
+    open: bool,
+}
+
+impl<'c> LiteTx<'c> {
+    fn begin(c: &'c rusqlite::Connection) -> Result<Self, StoreError> {
+        c.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(LiteTx { c, open: true })
+    }
+
+    fn commit(mut self) -> Result<(), StoreError> {
+        self.c.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for LiteTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            if let Err(e) = self.c.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "rollback failed");
+            }
+        }
+    }
+}
+
+async fn batch_sqlite(
+    inner: &Inner,
+    lite: &rusqlite::Connection,
+    db: &Db,
+    work: &[(i64, &crate::Command)],
+) -> Result<Results, StoreError> {
+    let started = std::time::Instant::now();
+    let tx = LiteTx::begin(lite)?;
+    let now = (inner.clock)();
+    let ids: BTreeSet<i64> = work.iter().map(|(ws, _)| *ws).collect();
+    let mut handles = Vec::with_capacity(ids.len());
+    let mut loader: Option<sqlx::pool::PoolConnection<sqlx::Any>> = None;
+    for &id in &ids {
+        let seq: Option<i64> = lite
+            .prepare_cached("SELECT seq FROM workspaces WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        let handle = match cached(inner, id, seq)? {
+            Some(h) => h,
+            None => {
+                let conn = match &mut loader {
+                    Some(c) => c,
+                    slot @ None => slot.insert(db.pool.acquire().await?),
+                };
+                load(inner, conn, id, now).await?
+            }
+        };
+        handles.push((id, handle));
+    }
+    drop(loader);
+    let Decided { results, sql, rows } = decide(inner, &handles, work, now);
+    let decided_at = started.elapsed();
+    for (sql, values) in &sql {
+        lite_execute(lite, sql, values)?;
+    }
+    rows.write_sqlite(lite)?;
+    let written_at = started.elapsed();
+    {
+        let mut st = lite.prepare_cached("UPDATE workspaces SET seq = ?1, next_id = ?2 WHERE id = ?3")?;
+        for (id, seq, next_id) in bump(&handles) {
+            st.execute(rusqlite::params![seq, next_id as i64, id])?;
+        }
+    }
+    tx.commit()?;
+    log_batch(work.len(), started, decided_at, written_at);
+    Ok(results)
+}
+
+impl rusqlite::ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Arg::I64(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
+            Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Arg::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+        })
+    }
+}
+
+/// Runs one catalog statement written for both backends (`$n` parameters, which SQLite
+/// takes as named parameters: each is bound by its number, wherever it appears).
+fn lite_execute(c: &rusqlite::Connection, sql: &str, values: &[Arg]) -> Result<(), StoreError> {
+    let mut st = c.prepare_cached(sql)?;
+    for i in 1..=st.parameter_count() {
+        let n = st
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(i);
+        let value = values.get(n - 1).ok_or_else(|| {
+            StoreError::Corrupt(format!("statement parameter ${n} has no value ({} given): {sql}", values.len()))
+        })?;
+        st.raw_bind_parameter(i, value)?;
+    }
+    st.raw_execute()?;
+    Ok(())
 }
 
 /// Rows of one table in one multi-row statement at most. Bounds the statement's
@@ -315,6 +522,76 @@ impl Coalesced {
             None,
         )
         .await?;
+        Ok(())
+    }
+}
+
+impl Coalesced {
+    /// Writes everything on SQLite, one cached prepared statement per kind of row. A stock
+    /// level whose guarded update does not apply (it would break `0 <= reserved <= on_hand`)
+    /// fails the whole batch.
+    fn write_sqlite(self, c: &rusqlite::Connection) -> Result<(), StoreError> {
+        use rusqlite::params_from_iter;
+        // Every level the batch touched exists (a zero level satisfies the CHECK, which
+        // SQLite applies to an upsert's proposed row) and changes by its net, guarded.
+        let mut create = c.prepare_cached(
+            "INSERT INTO stock_levels (workspace_id, item_id, warehouse_id, on_hand, reserved) VALUES (?1, ?2, ?3, 0, 0) \
+             ON CONFLICT (workspace_id, item_id, warehouse_id) DO NOTHING",
+        )?;
+        let mut change = c.prepare_cached(
+            "UPDATE stock_levels SET on_hand = on_hand + ?4, reserved = reserved + ?5 \
+             WHERE workspace_id = ?1 AND item_id = ?2 AND warehouse_id = ?3 \
+             AND on_hand + ?4 >= reserved + ?5 AND reserved + ?5 >= 0",
+        )?;
+        for (&(ws, item, warehouse), &(on_hand, reserved)) in &self.levels {
+            let (item, warehouse) = (item as i64, warehouse as i64);
+            create.execute(rusqlite::params![ws, item, warehouse])?;
+            if (on_hand, reserved) != (0, 0)
+                && change.execute(rusqlite::params![ws, item, warehouse, on_hand, reserved])? != 1
+            {
+                return Err(StoreError::Corrupt(format!(
+                    "a guarded stock update would break 0 <= reserved <= on_hand (item {item}, warehouse {warehouse})"
+                )));
+            }
+        }
+        let mut st = c.prepare_cached(
+            "INSERT INTO movements (workspace_id, item_id, warehouse_id, on_hand_delta, reserved_delta, reason, reference, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for row in &self.movements {
+            st.execute(params_from_iter(row))?;
+        }
+        let mut st = c.prepare_cached(
+            "INSERT INTO orders (workspace_id, id, store_id, external_id, status, doc, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (workspace_id, id) \
+             DO UPDATE SET status = excluded.status, doc = excluded.doc, updated_at = excluded.updated_at",
+        )?;
+        for row in self.orders.values() {
+            st.execute(params_from_iter(row))?;
+        }
+        let mut st = c.prepare_cached(
+            "INSERT INTO cards (workspace_id, id, status, doc) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, doc = excluded.doc",
+        )?;
+        for row in self.cards.values() {
+            st.execute(params_from_iter(row))?;
+        }
+        let mut st = c.prepare_cached(
+            "UPDATE listings SET published_quantity = ?3, published_doc = ?4 WHERE workspace_id = ?1 AND id = ?2",
+        )?;
+        for row in self.published.values() {
+            if st.execute(params_from_iter(row))? != 1 {
+                return Err(StoreError::Corrupt("a published figure names a listing that does not exist".into()));
+            }
+        }
+        let mut st = c.prepare_cached(
+            "INSERT INTO outbox (workspace_id, listing_id, quantity, doc, queued_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (workspace_id, listing_id) \
+             DO UPDATE SET quantity = excluded.quantity, doc = excluded.doc, queued_at = excluded.queued_at",
+        )?;
+        for row in self.outbox.values() {
+            st.execute(params_from_iter(row))?;
+        }
         Ok(())
     }
 }
