@@ -5,31 +5,37 @@
 //! order in its batch waits. The writer's connection turns that off
 //! (`wal_autocheckpoint=0`) and this thread, with a connection of its own, runs a
 //! `PASSIVE` checkpoint every `CHECKPOINT_INTERVAL` instead: it copies what no reader still
-//! needs, never blocks the writer, and the log restarts from its beginning once a
-//! checkpoint has caught up. Under a write load that never pauses a passive checkpoint may
-//! never catch up; when the log passes `WAL_FRAMES_MAX` pages the thread runs a
-//! `RESTART` checkpoint, which waits for the writer's current transaction and holds the
-//! next one back until the rest of the log is copied, so that the next commit writes the
-//! log from its beginning again: a bounded log at the price of a short pause.
+//! needs and never blocks the writer.
+//!
+//! The log starts again from its beginning only when a write transaction begins with every
+//! frame already copied, and under a write load that never pauses a checkpoint from
+//! another connection never quite catches up: the writer commits more while it copies.
+//! So when this thread sees the log past `WAL_FRAMES_MAX` pages it raises a flag
+//! (`Checkpointer::writer_should_checkpoint`), and the writer, after its next commit, runs
+//! one passive checkpoint itself. It only copies what arrived since this thread's last
+//! pass, and as no commit can come between, its next transaction restarts the log: a
+//! bounded log for one short step on the writer's path now and then.
 //!
 //! Durability is unchanged: a commit is durable once its log frames are synced
 //! (`synchronous=FULL`); checkpoints only move pages that are already durable.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// How often the log is checkpointed.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Pages in the log beyond which a checkpoint waits for the writer to empty it (64 MiB of
-/// 4 KiB pages).
-pub const WAL_FRAMES_MAX: i64 = 16_384;
+/// Pages in the log beyond which the writer is asked to finish a checkpoint itself (16 MiB
+/// of 4 KiB pages).
+pub const WAL_FRAMES_MAX: i64 = 4_096;
 
 /// The running checkpoint thread; it stops (after one last checkpoint) when dropped.
 pub(crate) struct Checkpointer {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    log_too_long: Arc<AtomicBool>,
 }
 
 impl Checkpointer {
@@ -38,20 +44,37 @@ impl Checkpointer {
         conn.execute_batch(&format!("PRAGMA busy_timeout={};", crate::db::SQLITE_BUSY_TIMEOUT_MS))
             .map_err(|e| e.to_string())?;
         let (stop, stopped) = mpsc::channel::<()>();
+        let log_too_long = Arc::new(AtomicBool::new(false));
+        let flag = log_too_long.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || loop {
                 let last =
                     matches!(stopped.recv_timeout(CHECKPOINT_INTERVAL), Err(mpsc::RecvTimeoutError::Disconnected));
-                if let Err(e) = checkpoint(&conn) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
+                match checkpoint(&conn) {
+                    Ok(log) if log > WAL_FRAMES_MAX => flag.store(true, Ordering::Relaxed),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries"),
                 }
                 if last {
                     return;
                 }
             })
             .map_err(|e| format!("cannot start the checkpoint thread: {e}"))?;
-        Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
+        Ok(Checkpointer { stop: Some(stop), thread: Some(thread), log_too_long })
+    }
+
+    /// Whether the writer should checkpoint after its commit (the flag is cleared).
+    pub(crate) fn writer_should_checkpoint(&self) -> bool {
+        self.log_too_long.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// The writer's own checkpoint, run between two of its transactions.
+pub(crate) fn by_writer(conn: &rusqlite::Connection) {
+    match checkpoint(conn) {
+        Ok(log) => tracing::debug!(frames = log, "the writer checkpointed the rest of the log"),
+        Err(e) => tracing::warn!(error = %e, "the writer's WAL checkpoint failed; the next one retries"),
     }
 }
 
@@ -64,16 +87,9 @@ impl Drop for Checkpointer {
     }
 }
 
-/// One passive checkpoint; a restarting one if the log has grown past `WAL_FRAMES_MAX`.
-fn checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    let (_busy, log, _done): (i64, i64, i64) =
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    if log > WAL_FRAMES_MAX {
-        let (busy, log_after, _): (i64, i64, i64) =
-            conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        tracing::debug!(frames = log, busy, log_after, "WAL past its limit: restarting checkpoint");
-    }
-    Ok(())
+/// One passive checkpoint; returns the pages in the log.
+fn checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
 }
 
 #[cfg(test)]

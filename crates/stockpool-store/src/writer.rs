@@ -15,7 +15,8 @@
 //!   no round trip to another thread per statement. A workspace that must be (re)loaded
 //!   is read through the sqlx pool while this connection holds the write lock, so it sees
 //!   exactly the last commit.
-//!   WAL checkpoints run on a thread of their own (`checkpoint.rs`), not in a commit.
+//!   WAL checkpoints run on a thread of their own (`checkpoint.rs`), not in a commit; when
+//!   the log grows long the writer finishes one between two batches.
 //! - PostgreSQL: sqlx; the batch's workspace rows are locked in id order first
 //!   (`FOR UPDATE`), a workspace another process changed is reloaded under that lock, and
 //!   hot rows go in a few multi-row statements.
@@ -48,7 +49,7 @@ pub(crate) enum Conn {
     /// PostgreSQL through sqlx.
     Sqlx(Db),
     /// SQLite: the writer's own synchronous connection for writes, and `db` for loads.
-    Sqlite { lite: rusqlite::Connection, db: Db, _checkpoints: crate::checkpoint::Checkpointer },
+    Sqlite { lite: rusqlite::Connection, db: Db, checkpoints: crate::checkpoint::Checkpointer },
 }
 
 impl Conn {
@@ -77,7 +78,7 @@ impl Conn {
         lite.set_prepared_statement_cache_capacity(SQLITE_STATEMENT_CACHE);
         let checkpoints = crate::checkpoint::Checkpointer::start(&path)
             .map_err(|e| crate::db::ConnectError::Runtime(format!("cannot checkpoint {}: {e}", path.display())))?;
-        Ok(Conn::Sqlite { lite, db, _checkpoints: checkpoints })
+        Ok(Conn::Sqlite { lite, db, checkpoints })
     }
 }
 
@@ -119,7 +120,13 @@ type Results = Vec<Result<Reply, StoreError>>;
 async fn batch(inner: &Inner, conn: &mut Conn, work: &[(i64, &crate::Command)]) -> Result<Results, StoreError> {
     let out = match conn {
         Conn::Sqlx(db) => batch_sqlx(inner, db, work).await,
-        Conn::Sqlite { lite, db, .. } => batch_sqlite(inner, lite, db, work).await,
+        Conn::Sqlite { lite, db, checkpoints } => {
+            let out = batch_sqlite(inner, lite, db, work).await;
+            if checkpoints.writer_should_checkpoint() {
+                crate::checkpoint::by_writer(lite);
+            }
+            out
+        }
     };
     inner.metrics.batches.fetch_add(1, Ordering::Relaxed);
     if out.is_err() {
