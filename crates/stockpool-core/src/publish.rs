@@ -5,8 +5,8 @@
 //! `State::published` and `State::recompute_all` skip it for speed. The steps are the
 //! numbered steps of SPEC section 3, in order.
 
-use crate::bom::{bundle_units, capacity, is_makeable};
-use crate::buffer::{auto_buffer, Buffer, StoreDemand};
+use crate::bom::{bundle_units, capacity, capacity_estimate, is_makeable};
+use crate::buffer::{auto_buffer, Buffer, ComponentDemand, SharedSale, StoreDemand};
 use crate::catalog::{ItemKind, ItemStatus, ListingStatus, Qty, ZeroPolicy};
 use crate::ids::{ListingId, StoreId, WarehouseId};
 use crate::rules::{RuleRef, SyncRule};
@@ -74,14 +74,23 @@ pub enum Step {
     /// Step 6: the sync rate.
     SyncRate { pool: Qty, sync_rate_percent: u8, quantity: Qty },
     /// Step 6b, for a rule with `buffer: auto`: what this store holds back because the
-    /// rule's other stores may sell it before this store hears (`buffer.rs`).
+    /// rule's other stores may sell it, or other products may take its materials, before
+    /// this store hears (`buffer.rs`).
     Buffer {
         pool: Qty,
         favoured_store: Option<StoreId>,
         is_favoured_store: bool,
         /// Thousandths of a unit the other stores are expected to sell in this store's
-        /// blind window.
+        /// blind window (not held back by the favoured store).
         expected_elsewhere_milli: i64,
+        /// For a made-to-order item: thousandths of a unit of its capacity that sales of
+        /// other items made from the same components, on any store, are expected to take
+        /// in this store's blind window (held back by every store), the most over the
+        /// components it is not the favoured product of.
+        expected_shared_milli: i64,
+        /// Whether the item is the favoured product of one of its components: what other
+        /// products take of that component is not held back, so its last units stay on sale.
+        favoured_product: bool,
         held_back: Qty,
         before: Qty,
         after: Qty,
@@ -207,7 +216,9 @@ pub(crate) fn compute<V: StockView + ?Sized>(
                 t.push(Step::SyncRate { pool, sync_rate_percent: rate, quantity });
             }
             if let (Buffer::Auto, Some(r)) = (buffer, rule) {
-                quantity = apply_auto_buffer(state, r, l.store, item.id, pool, quantity, trace.as_deref_mut());
+                let shared =
+                    if with_capacity { shared_demand(state, &mut *stock, item.id, warehouses) } else { Vec::new() };
+                quantity = apply_auto_buffer(state, r, l.store, item.id, &shared, pool, quantity, trace.as_deref_mut());
             }
         }
     }
@@ -236,13 +247,57 @@ pub(crate) fn compute<V: StockView + ?Sized>(
     Some(out)
 }
 
+/// For a made-to-order item (its pool counts capacity): each of its components, with the
+/// recent sales on every store of the other items that take it (other products made
+/// from it, and the component itself where it is listed).
+fn shared_demand<V: StockView + ?Sized>(
+    state: &State,
+    stock: &mut Scratch<'_, V>,
+    item: crate::ids::ItemId,
+    warehouses: &[WarehouseId],
+) -> Vec<ComponentDemand> {
+    let mut out = Vec::new();
+    for c in state.components(item) {
+        let mut sales = Vec::new();
+        let mut add = |other: crate::ids::ItemId, takes: Qty| {
+            let mut can_make_one = None;
+            for s in state.stores() {
+                let velocity = state.sales_velocity(s.id, other);
+                if velocity.is_known() {
+                    let can_make_one = *can_make_one.get_or_insert_with(|| {
+                        warehouses.iter().any(|&w| {
+                            if other == c.item {
+                                stock.available(other, w) > 0
+                            } else {
+                                capacity_estimate(state, stock, other, w) > 0
+                            }
+                        })
+                    });
+                    let order_seconds = state.store_latency(s.id).order_seconds;
+                    sales.push(SharedSale { item: other, takes, can_make_one, order_seconds, velocity });
+                }
+            }
+        };
+        add(c.item, 1);
+        for &p in state.parents(c.item) {
+            if let Some(pc) = state.components(p).iter().find(|pc| pc.item == c.item) {
+                add(p, pc.quantity);
+            }
+        }
+        out.push(ComponentDemand { needs: c.quantity, sales });
+    }
+    out
+}
+
 /// Step 6b: lowers `quantity` by what `buffer: auto` holds back from `store`. Never
 /// raises it, so the published quantity stays within the rule's pool.
+#[allow(clippy::too_many_arguments)]
 fn apply_auto_buffer(
     state: &State,
     rule: &SyncRule,
     store: StoreId,
     item: crate::ids::ItemId,
+    shared: &[ComponentDemand],
     pool: Qty,
     quantity: Qty,
     trace: Option<&mut Vec<Step>>,
@@ -251,7 +306,7 @@ fn apply_auto_buffer(
     for &s in &rule.stores {
         demand.push(StoreDemand { store: s, latency: state.store_latency(s), velocity: state.sales_velocity(s, item) });
     }
-    let b = auto_buffer(store, &demand, rule.priority_store);
+    let b = auto_buffer(item, store, &demand, rule.priority_store, shared);
     let after = quantity.min((pool - b.held_back).max(0));
     if let Some(t) = trace {
         t.push(Step::Buffer {
@@ -259,6 +314,8 @@ fn apply_auto_buffer(
             favoured_store: b.favoured_store,
             is_favoured_store: b.favoured_store == Some(store),
             expected_elsewhere_milli: b.expected_elsewhere_milli,
+            expected_shared_milli: b.expected_shared_milli,
+            favoured_product: b.favoured_product,
             held_back: b.held_back,
             before: quantity,
             after,
@@ -347,20 +404,38 @@ impl fmt::Display for Explain {
                     favoured_store,
                     is_favoured_store,
                     expected_elsewhere_milli,
+                    expected_shared_milli,
+                    favoured_product,
                     held_back,
                     before,
                     after,
                 } => {
-                    let expected = format!("{}.{:03}", expected_elsewhere_milli / 1000, expected_elsewhere_milli % 1000);
+                    let units = |m: i64| format!("{}.{:03}", m / 1000, m % 1000);
+                    let mut shared = String::new();
+                    if *favoured_product {
+                        shared.push_str(", it is the favoured product of a material it is made from");
+                    }
+                    if *expected_shared_milli > 0 {
+                        shared.push_str(&format!(", other products may take {} of its materials", units(*expected_shared_milli)));
+                    }
+                    let held = format!("hold back {held_back}: min({before}, {pool} - {held_back}) = {after}");
                     match (favoured_store, is_favoured_store) {
-                        (None, _) => writeln!(f, "buffer auto: no store sold it recently, hold back 0: {before} -> {after}")?,
-                        (Some(_), true) => {
+                        (None, _) if *expected_shared_milli == 0 && !*favoured_product => {
+                            writeln!(f, "buffer auto: no store sold it recently, hold back 0: {before} -> {after}")?
+                        }
+                        (None, _) => writeln!(f, "buffer auto: no store sold it recently{shared}, {held}")?,
+                        (Some(_), true) if *expected_shared_milli == 0 && !*favoured_product => {
                             writeln!(f, "buffer auto: this is the favoured store, it shows the whole pool: {before} -> {after}")?
                         }
+                        (Some(_), true) => writeln!(
+                            f,
+                            "buffer auto: this is the favoured store, it holds back nothing for its own item{shared}, {held}"
+                        )?,
                         (Some(s), false) => writeln!(
                             f,
-                            "buffer auto: other stores may sell {expected} before this one hears, hold back {held_back} \
-                             (favoured store #{s}): min({before}, {pool} - {held_back}) = {after}"
+                            "buffer auto: other stores may sell {} before this one hears{shared}, hold back {held_back} \
+                             (favoured store #{s}): min({before}, {pool} - {held_back}) = {after}",
+                            units(*expected_elsewhere_milli)
                         )?,
                     }
                 }

@@ -11,7 +11,7 @@
 //! listings, so that a change marks exactly the listings whose quantity may move.
 
 use crate::bom::{validate_components, Bom, BomError};
-use crate::buffer::{Latency, Velocity};
+use crate::buffer::{Buffer, Latency, Velocity};
 use crate::catalog::{CatalogError, Component, Item, ItemKind, Listing, Store, Warehouse};
 use crate::ids::{CardId, IdMap, IdSet, ItemId, ListingId, OrderId, RuleId, StoreId, Timestamp, WarehouseId};
 use crate::limits::Limits;
@@ -438,7 +438,8 @@ impl State {
     }
 
     /// Sets an item's recent sales on a store (`buffer: auto`); no units forgets it. The
-    /// listings of the item under a `buffer: auto` rule may move (`listings_of_item`).
+    /// listings of the item under a `buffer: auto` rule may move, and those of products
+    /// sharing a component with it (`affected_listings` of the item names them all).
     pub fn set_sales_velocity(&mut self, store: StoreId, item: ItemId, velocity: Velocity) {
         if velocity.is_known() {
             self.velocities.insert((store, item), velocity);
@@ -583,10 +584,21 @@ impl State {
         seen
     }
 
-    /// Listings whose published quantity may change when the touched items' stock moves.
+    /// Listings whose published quantity may change when the touched items' stock (or
+    /// sales velocity) moves. Under a `buffer: auto` rule a made-to-order product's buffer
+    /// also counts the sales of the other products made from its components, so while any
+    /// rule has `buffer: auto` the products sharing a component with a dependent are
+    /// included too.
     pub fn affected_listings(&self, touched: &[ItemId]) -> Vec<ListingId> {
-        let mut out: Vec<ListingId> =
-            self.dependents(touched).iter().flat_map(|i| self.listings_of_item(*i).iter().copied()).collect();
+        let mut items = self.dependents(touched);
+        if self.rules.values().any(|r| r.buffer == Buffer::Auto) {
+            let components: Vec<ItemId> =
+                items.iter().flat_map(|i| self.components(*i).iter().map(|c| c.item)).collect();
+            if !components.is_empty() {
+                items.extend(self.dependents(&components));
+            }
+        }
+        let mut out: Vec<ListingId> = items.iter().flat_map(|i| self.listings_of_item(*i).iter().copied()).collect();
         out.sort_unstable();
         out
     }

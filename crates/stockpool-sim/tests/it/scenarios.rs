@@ -41,7 +41,7 @@ fn every_shipped_scenario_parses_and_is_checked_somewhere() {
 }
 
 /// Seeds the claim is checked over. One seed of a small scenario has a handful of
-/// oversells, and one more or less is noise (made-to-order's seed 1 has buffer_auto 2,
+/// oversells, and one more or less is noise (made-to-order's seed 6 has buffer_auto 1,
 /// full_pool 1); ten seeds' totals are a claim worth making.
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=10;
 
