@@ -85,9 +85,10 @@ pub enum Row {
     Order { ws: i64, id: u64, store: u64, external_id: String, status: String, doc: String, created_at: i64, at: i64 },
     /// A production card document (last wins).
     Card { ws: i64, id: u64, status: String, doc: String },
-    /// A listing's published figure (last wins).
-    Published { ws: i64, listing: u64, quantity: i64, doc: String },
-    /// One pending push per listing (latest value wins).
+    /// One pending push per listing (latest value wins). It is also where the listing's
+    /// published figure lives until the push is delivered: the listing row's
+    /// `published_doc` holds the last figure settled, and loading prefers the outbox's
+    /// (`Ws::load`), so an order writes one row per listing it moves, not two.
     Outbox { ws: i64, listing: u64, quantity: i64, doc: String, at: i64 },
 }
 
@@ -698,7 +699,6 @@ fn queue_push(ws: &mut Ws, p: &Published, reason: &str, now: Timestamp, out: &mu
     }
     let old = ws.published.insert(p.listing, *p);
     let doc = to_json(&PushDoc { old_quantity: old.map(|o| o.quantity), published: p, reason });
-    out.push(Stmt::Row(Row::Published { ws: ws.id, listing: p.listing.0, quantity: p.quantity, doc: to_json(p) }));
     out.push(Stmt::Row(Row::Outbox { ws: ws.id, listing: p.listing.0, quantity: p.quantity, doc, at: now.0 }));
 }
 

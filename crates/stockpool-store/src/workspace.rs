@@ -136,6 +136,18 @@ impl Ws {
             }
             state.upsert_listing(listing).map_err(|e| corrupt(&e))?;
         }
+        // A pending push carries the listing's newest published figure: the listing row
+        // only gets it once the push is settled (`exec::Row::Outbox`).
+        #[derive(serde::Deserialize)]
+        struct PendingPush {
+            published: Published,
+        }
+        for r in rows(conn, "SELECT doc FROM outbox WHERE workspace_id = $1 ORDER BY listing_id", id).await? {
+            let push: PendingPush = doc(&r, 0)?;
+            if state.listing(push.published.listing).is_some() {
+                published.insert(push.published.listing, push.published);
+            }
+        }
         for r in rows(conn, "SELECT doc FROM rules WHERE workspace_id = $1 ORDER BY id", id).await? {
             let rule: SyncRule = doc(&r, 0)?;
             state.load_rule(rule).map_err(|e| corrupt(&e))?;

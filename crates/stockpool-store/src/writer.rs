@@ -5,7 +5,7 @@
 //! here and the writer takes up to `BATCH_COMMANDS_MAX` at a time, decides each on the
 //! cached workspace, then writes the batch's catalog SQL in order and its hot rows
 //! coalesced (`Coalesced`: one net change per stock level, the last version of each
-//! document) in one transaction, commits once, and only then replies to each caller
+//! document or pending push) in one transaction, commits once, and only then replies to each caller
 //! (group commit). Every stock level is written with the guard `0 <= reserved <= on_hand`
 //! in the statement itself, so a decision made on stale data fails instead of landing.
 //!
@@ -19,7 +19,8 @@
 //!   the log grows long the writer finishes one between two batches.
 //! - PostgreSQL: sqlx; the batch's workspace rows are locked in id order first
 //!   (`FOR UPDATE`), a workspace another process changed is reloaded under that lock, and
-//!   hot rows go in a few multi-row statements.
+//!   the hot rows go in one statement per table, each column one array parameter
+//!   (`unnest`): a fixed statement text, prepared once.
 //!
 //! If a batch fails, the caches it touched are dropped and each command is retried alone,
 //! so one bad command fails only itself.
@@ -47,7 +48,7 @@ pub const SQLITE_STATEMENT_CACHE: usize = 128;
 /// How the writer reaches the database.
 pub(crate) enum Conn {
     /// PostgreSQL through sqlx.
-    Sqlx(Db),
+    Postgres(Db),
     /// SQLite: the writer's own synchronous connection for writes, and `db` for loads.
     Sqlite { lite: rusqlite::Connection, db: Db, checkpoints: crate::checkpoint::Checkpointer },
 }
@@ -56,7 +57,7 @@ impl Conn {
     /// The writer's connection to `url` (already migrated); `db` is its sqlx pool.
     pub(crate) fn open(url: &str, db: Db) -> Result<Conn, crate::db::ConnectError> {
         if db.backend == Backend::Postgres {
-            return Ok(Conn::Sqlx(db));
+            return Ok(Conn::Postgres(db));
         }
         let path = crate::db::sqlite_file(url).ok_or_else(|| {
             crate::db::ConnectError::Runtime(
@@ -119,7 +120,7 @@ type Results = Vec<Result<Reply, StoreError>>;
 /// One transaction for `work`. `Err` means nothing was committed.
 async fn batch(inner: &Inner, conn: &mut Conn, work: &[(i64, &crate::Command)]) -> Result<Results, StoreError> {
     let out = match conn {
-        Conn::Sqlx(db) => batch_sqlx(inner, db, work).await,
+        Conn::Postgres(db) => batch_postgres(inner, db, work).await,
         Conn::Sqlite { lite, db, checkpoints } => {
             let out = batch_sqlite(inner, lite, db, work).await;
             if checkpoints.writer_should_checkpoint() {
@@ -227,16 +228,13 @@ fn log_batch(commands: usize, started: std::time::Instant, decided: std::time::D
     );
 }
 
-async fn batch_sqlx(inner: &Inner, db: &Db, work: &[(i64, &crate::Command)]) -> Result<Results, StoreError> {
+async fn batch_postgres(inner: &Inner, db: &Db, work: &[(i64, &crate::Command)]) -> Result<Results, StoreError> {
     let started = std::time::Instant::now();
     let mut tx = db.pool.begin().await?;
     let now = (inner.clock)();
     // Lock the batch's workspaces in id order, and bring each cache up to date.
     let ids: BTreeSet<i64> = work.iter().map(|(ws, _)| *ws).collect();
-    let lock_sql = match db.backend {
-        Backend::Postgres => "SELECT seq FROM workspaces WHERE id = $1 FOR UPDATE",
-        Backend::Sqlite => "SELECT seq FROM workspaces WHERE id = $1",
-    };
+    let lock_sql = "SELECT seq FROM workspaces WHERE id = $1 FOR UPDATE";
     let mut handles = Vec::with_capacity(ids.len());
     for &id in &ids {
         let row = sqlx::query_with(lock_sql, args(&[id.into()])).fetch_optional(&mut *tx).await?;
@@ -252,16 +250,9 @@ async fn batch_sqlx(inner: &Inner, db: &Db, work: &[(i64, &crate::Command)]) -> 
     for (sql, values) in &sql {
         sqlx::query_with(sql, args(values)).execute(&mut *tx).await?;
     }
-    rows.write(&mut tx, db.backend).await?;
+    let workspaces = bump(&handles);
+    rows.write_postgres(&mut tx, &workspaces).await?;
     let written_at = started.elapsed();
-    for (id, seq, next_id) in bump(&handles) {
-        sqlx::query_with(
-            "UPDATE workspaces SET seq = $1, next_id = $2 WHERE id = $3",
-            args(&[seq.into(), next_id.into(), id.into()]),
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
     tx.commit().await?;
     log_batch(work.len(), started, decided_at, written_at);
     Ok(results)
@@ -374,19 +365,14 @@ fn lite_execute(c: &rusqlite::Connection, sql: &str, values: &[Arg]) -> Result<(
     Ok(())
 }
 
-/// Rows of one table in one multi-row statement at most. Bounds the statement's
-/// parameters (8 per row at most: 2,000 of SQLite's 32,766 and PostgreSQL's 65,535).
-pub const ROWS_PER_STATEMENT_MAX: usize = 250;
-
 /// The hot rows of a batch, coalesced: ledger rows in order, one net change per stock
-/// level, and the last version of each order, card, published figure and outbox row.
+/// level, and the last version of each order, card and outbox row.
 #[derive(Default)]
 struct Coalesced {
     movements: Vec<Vec<Arg>>,
     levels: BTreeMap<(i64, u64, u64), (i64, i64)>,
     orders: BTreeMap<(i64, u64), Vec<Arg>>,
     cards: BTreeMap<(i64, u64), Vec<Arg>>,
-    published: BTreeMap<(i64, u64), Vec<Arg>>,
     outbox: BTreeMap<(i64, u64), Vec<Arg>>,
 }
 
@@ -426,9 +412,6 @@ impl Coalesced {
             HotRow::Card { ws, id, status, doc } => {
                 self.cards.insert((ws, id), vec![ws.into(), id.into(), status.into(), doc.into()]);
             }
-            HotRow::Published { ws, listing, quantity, doc } => {
-                self.published.insert((ws, listing), vec![ws.into(), listing.into(), quantity.into(), doc.into()]);
-            }
             HotRow::Outbox { ws, listing, quantity, doc, at } => {
                 self.outbox
                     .insert((ws, listing), vec![ws.into(), listing.into(), quantity.into(), doc.into(), at.into()]);
@@ -436,9 +419,45 @@ impl Coalesced {
         }
     }
 
-    /// Writes everything in a few multi-row statements. A stock level whose guarded update
-    /// does not apply (it would break `0 <= reserved <= on_hand`) fails the whole batch.
-    async fn write(self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, backend: Backend) -> Result<(), StoreError> {
+    /// Writes everything on PostgreSQL, and the batch's workspace sequences, in two
+    /// statements whatever the batch's size (two round trips): each column goes as one
+    /// array parameter (`unnest`), so the statement text never changes, is prepared once
+    /// and its plan reused. The first makes sure every stock level the batch touched exists
+    /// (a zero level satisfies the CHECK); the second changes each level by its net,
+    /// guarded in the statement (`0 <= reserved <= on_hand` after it), and writes every
+    /// other table in data-modifying `WITH` clauses, which PostgreSQL runs to completion
+    /// whether or not the final `SELECT` reads them. A level whose guard does not apply
+    /// fails the whole batch.
+    async fn write_postgres(
+        self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        workspaces: &[(i64, i64, u64)],
+    ) -> Result<(), StoreError> {
+        const WRITE: &str = "WITH \
+            lv AS (UPDATE stock_levels SET on_hand = stock_levels.on_hand + v.d_on, reserved = stock_levels.reserved + v.d_res \
+              FROM unnest($1::text::bigint[], $2::text::bigint[], $3::text::bigint[], $4::text::bigint[], $5::text::bigint[]) \
+              AS v(w, i, h, d_on, d_res) \
+              WHERE stock_levels.workspace_id = v.w AND stock_levels.item_id = v.i AND stock_levels.warehouse_id = v.h \
+              AND stock_levels.on_hand + v.d_on >= stock_levels.reserved + v.d_res AND stock_levels.reserved + v.d_res >= 0 \
+              RETURNING 1), \
+            mv AS (INSERT INTO movements (workspace_id, item_id, warehouse_id, on_hand_delta, reserved_delta, reason, reference, created_at) \
+              SELECT * FROM unnest($6::text::bigint[], $7::text::bigint[], $8::text::bigint[], $9::text::bigint[], \
+              $10::text::bigint[], $11::text::text[], $12::text::text[], $13::text::bigint[])), \
+            od AS (INSERT INTO orders (workspace_id, id, store_id, external_id, status, doc, created_at, updated_at) \
+              SELECT * FROM unnest($14::text::bigint[], $15::text::bigint[], $16::text::bigint[], $17::text::text[], \
+              $18::text::text[], $19::text::text[], $20::text::bigint[], $21::text::bigint[]) \
+              ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, doc = excluded.doc, updated_at = excluded.updated_at), \
+            cd AS (INSERT INTO cards (workspace_id, id, status, doc) \
+              SELECT * FROM unnest($22::text::bigint[], $23::text::bigint[], $24::text::text[], $25::text::text[]) \
+              ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, doc = excluded.doc), \
+            ob AS (INSERT INTO outbox (workspace_id, listing_id, quantity, doc, queued_at) \
+              SELECT * FROM unnest($26::text::bigint[], $27::text::bigint[], $28::text::bigint[], $29::text::text[], $30::text::bigint[]) \
+              ON CONFLICT (workspace_id, listing_id) \
+              DO UPDATE SET quantity = excluded.quantity, doc = excluded.doc, queued_at = excluded.queued_at), \
+            ws AS (UPDATE workspaces SET seq = v.s, next_id = v.n \
+              FROM unnest($31::text::bigint[], $32::text::bigint[], $33::text::bigint[]) AS v(id, s, n) \
+              WHERE workspaces.id = v.id) \
+            SELECT count(*) FROM lv";
         let levels: Vec<Vec<Arg>> = self
             .levels
             .iter()
@@ -446,89 +465,34 @@ impl Coalesced {
                 vec![ws.into(), item.into(), warehouse.into(), on_hand.into(), reserved.into()]
             })
             .collect();
-        // Every level the batch touched exists (a zero level satisfies the CHECK) ...
-        let zero: Vec<Vec<Arg>> = levels.iter().map(|v| v[..3].to_vec()).collect();
-        many(
-            tx,
-            backend,
-            "INSERT INTO stock_levels (workspace_id, item_id, warehouse_id, on_hand, reserved) VALUES ",
-            "($, $, $, 0, 0)",
-            " ON CONFLICT (workspace_id, item_id, warehouse_id) DO NOTHING",
-            &zero,
-            None,
-        )
-        .await?;
-        // ... then each changes by its net, guarded in the statement itself.
+        if !levels.is_empty() {
+            let keys: Vec<Vec<Arg>> = levels.iter().map(|v| v[..3].to_vec()).collect();
+            let created = "INSERT INTO stock_levels (workspace_id, item_id, warehouse_id, on_hand, reserved) \
+                 SELECT w, i, h, 0, 0 FROM unnest($1::text::bigint[], $2::text::bigint[], $3::text::bigint[]) AS v(w, i, h) \
+                 ON CONFLICT (workspace_id, item_id, warehouse_id) DO NOTHING";
+            sqlx::query_with(created, args(&columns(&keys, 3))).execute(&mut **tx).await?;
+        }
         let changed: Vec<Vec<Arg>> =
             levels.into_iter().filter(|v| v[3] != Arg::I64(0) || v[4] != Arg::I64(0)).collect();
-        many(
-            tx,
-            backend,
-            "UPDATE stock_levels SET on_hand = stock_levels.on_hand + v.column4, reserved = stock_levels.reserved + v.column5 \
-             FROM (VALUES ",
-            "($, $, $, $, $)",
-            ") AS v WHERE stock_levels.workspace_id = v.column1 AND stock_levels.item_id = v.column2 \
-             AND stock_levels.warehouse_id = v.column3 \
-             AND stock_levels.on_hand + v.column4 >= stock_levels.reserved + v.column5 \
-             AND stock_levels.reserved + v.column5 >= 0",
-            &changed,
-            Some("a guarded stock update would break 0 <= reserved <= on_hand"),
-        )
-        .await?;
-        many(
-            tx,
-            backend,
-            "INSERT INTO movements (workspace_id, item_id, warehouse_id, on_hand_delta, reserved_delta, reason, reference, created_at) VALUES ",
-            "($, $, $, $, $, $, $, $)",
-            "",
-            &self.movements,
-            None,
-        )
-        .await?;
         let orders: Vec<Vec<Arg>> = self.orders.into_values().collect();
-        many(
-            tx,
-            backend,
-            "INSERT INTO orders (workspace_id, id, store_id, external_id, status, doc, created_at, updated_at) VALUES ",
-            "($, $, $, $, $, $, $, $)",
-            " ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, doc = excluded.doc, updated_at = excluded.updated_at",
-            &orders,
-            None,
-        )
-        .await?;
         let cards: Vec<Vec<Arg>> = self.cards.into_values().collect();
-        many(
-            tx,
-            backend,
-            "INSERT INTO cards (workspace_id, id, status, doc) VALUES ",
-            "($, $, $, $)",
-            " ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, doc = excluded.doc",
-            &cards,
-            None,
-        )
-        .await?;
-        let published: Vec<Vec<Arg>> = self.published.into_values().collect();
-        many(
-            tx,
-            backend,
-            "UPDATE listings SET published_quantity = v.column3, published_doc = v.column4 FROM (VALUES ",
-            "($, $, $, $)",
-            ") AS v WHERE listings.workspace_id = v.column1 AND listings.id = v.column2",
-            &published,
-            Some("a published figure names a listing that does not exist"),
-        )
-        .await?;
         let outbox: Vec<Vec<Arg>> = self.outbox.into_values().collect();
-        many(
-            tx,
-            backend,
-            "INSERT INTO outbox (workspace_id, listing_id, quantity, doc, queued_at) VALUES ",
-            "($, $, $, $, $)",
-            " ON CONFLICT (workspace_id, listing_id) DO UPDATE SET quantity = excluded.quantity, doc = excluded.doc, queued_at = excluded.queued_at",
-            &outbox,
-            None,
-        )
-        .await?;
+        let workspaces: Vec<Vec<Arg>> =
+            workspaces.iter().map(|&(id, seq, next_id)| vec![id.into(), seq.into(), next_id.into()]).collect();
+        let mut params = columns(&changed, 5);
+        params.extend(columns(&self.movements, 8));
+        params.extend(columns(&orders, 8));
+        params.extend(columns(&cards, 4));
+        params.extend(columns(&outbox, 5));
+        params.extend(columns(&workspaces, 3));
+        let row = sqlx::query_with(WRITE, args(&params)).fetch_one(&mut **tx).await?;
+        let levels_changed: i64 = row.try_get(0)?;
+        if levels_changed != changed.len() as i64 {
+            return Err(StoreError::Corrupt(format!(
+                "a guarded stock update would break 0 <= reserved <= on_hand: {levels_changed} of {} levels changed",
+                changed.len()
+            )));
+        }
         Ok(())
     }
 }
@@ -584,14 +548,6 @@ impl Coalesced {
             st.execute(params_from_iter(row))?;
         }
         let mut st = c.prepare_cached(
-            "UPDATE listings SET published_quantity = ?3, published_doc = ?4 WHERE workspace_id = ?1 AND id = ?2",
-        )?;
-        for row in self.published.values() {
-            if st.execute(params_from_iter(row))? != 1 {
-                return Err(StoreError::Corrupt("a published figure names a listing that does not exist".into()));
-            }
-        }
-        let mut st = c.prepare_cached(
             "INSERT INTO outbox (workspace_id, listing_id, quantity, doc, queued_at) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (workspace_id, listing_id) \
              DO UPDATE SET quantity = excluded.quantity, doc = excluded.doc, queued_at = excluded.queued_at",
@@ -603,56 +559,48 @@ impl Coalesced {
     }
 }
 
-/// Runs `head (row), (row), ... tail` for `rows` in chunks of `ROWS_PER_STATEMENT_MAX`,
-/// each `$` of `row` a parameter: numbered (`$n`) on PostgreSQL, anonymous (`?`) on
-/// SQLite, whose lookup of numbered parameters by name costs time quadratic in their
-/// count. With `guard`, every row must change exactly one row.
-async fn many(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    backend: Backend,
-    head: &str,
-    row: &str,
-    tail: &str,
-    rows: &[Vec<Arg>],
-    guard: Option<&str>,
-) -> Result<(), StoreError> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT_MAX) {
-        let mut sql = String::with_capacity(head.len() + tail.len() + chunk.len() * (row.len() + 16));
-        sql.push_str(head);
-        let mut n = 0;
-        for (i, _) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            for part in row.split_inclusive('$') {
-                match part.strip_suffix('$') {
-                    Some(before) => {
-                        n += 1;
-                        match backend {
-                            Backend::Postgres => {
-                                let _ = write!(sql, "{before}${n}");
-                            }
-                            Backend::Sqlite => {
-                                let _ = write!(sql, "{before}?");
-                            }
-                        }
-                    }
-                    None => sql.push_str(part),
-                }
-            }
+/// The `width` columns of `rows`, each as one PostgreSQL array literal in text (`{1,2}`,
+/// `{"a","b\\"c"}`) that the statement casts and `unnest`s.
+fn columns(rows: &[Vec<Arg>], width: usize) -> Vec<Arg> {
+    (0..width).map(|k| Arg::Text(array_literal(rows.iter().map(|r| &r[k])))).collect()
+}
+
+/// A PostgreSQL array literal of `values`: integers bare, text double-quoted with `"` and
+/// `\` escaped, NULL bare.
+fn array_literal<'a>(values: impl Iterator<Item = &'a Arg>) -> String {
+    let mut out = String::from("{");
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(',');
         }
-        sql.push_str(tail);
-        let values: Vec<Arg> = chunk.iter().flatten().cloned().collect();
-        let done = sqlx::query_with(&sql, args(&values)).execute(&mut **tx).await?;
-        if let Some(what) = guard {
-            if done.rows_affected() != chunk.len() as u64 {
-                return Err(StoreError::Corrupt(format!(
-                    "{what}: {} of {} rows changed",
-                    done.rows_affected(),
-                    chunk.len()
-                )));
+        match v {
+            Arg::I64(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Arg::Null => out.push_str("NULL"),
+            Arg::Text(t) => {
+                out.push('"');
+                for ch in t.chars() {
+                    if ch == '"' || ch == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(ch);
+                }
+                out.push('"');
             }
         }
     }
-    Ok(())
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_literals_quote_text_and_leave_numbers_bare() {
+        let values = [Arg::I64(-3), Arg::Null, Arg::Text(r#"say "hi" \ {x,y}"#.into()), Arg::Text(String::new())];
+        assert_eq!(array_literal(values.iter()), r#"{-3,NULL,"say \"hi\" \\ {x,y}",""}"#);
+    }
 }

@@ -63,6 +63,17 @@ both!(spec_section_6_examples_work_as_written, |app: TestApp| async move {
     let sync = app.post("/api/v1/sync", json!({"store":"etsy"})).await;
     assert_eq!(expect(&sync, 200)["queued"], 1);
     assert_eq!(app.check().await, Vec::<String>::new());
+    // Another server on the same database knows what was last published (the newest
+    // figure lives in the pending push, not yet in the listing row), so it has nothing new
+    // to push.
+    let (other, _writer) =
+        stockpool_store::Store::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
+    let ws = other.ensure_workspace("test").await.unwrap();
+    let published = other
+        .read(ws, |w| w.state.listings().map(|l| w.published.get(&l.id).map(|p| p.quantity)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(published, vec![Some(5)]);
 });
 
 both!(an_order_request_is_accepted_or_declined_and_expires_on_time, |app: TestApp| async move {
