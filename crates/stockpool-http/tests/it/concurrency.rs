@@ -88,3 +88,36 @@ async fn servers_starting_at_once_on_a_fresh_postgres_database_migrate_it_once()
     assert_eq!(all, distinct, "each version applied once");
     assert!(all >= 2);
 }
+
+both!(a_write_from_another_process_is_seen_before_the_next_decision, |app: TestApp| async move {
+    use stockpool_store::exec::Command;
+    use stockpool_store::model::AdjustmentInput;
+    seed_mug(&app).await;
+    let adjust = |delta: i64| {
+        Command::Adjust(AdjustmentInput {
+            sku: "MUG-RED".into(),
+            warehouse: "main".into(),
+            delta: Some(delta),
+            set: None,
+            reason: Some("received".into()),
+        })
+    };
+    // Another process on the same database (the CLI beside a running server, or a second
+    // `serve` on PostgreSQL) receives 8 more mugs: 20 in all.
+    let (other, _writer) =
+        stockpool_store::Store::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
+    let ws = other.ensure_workspace("test").await.unwrap();
+    other.execute(ws, adjust(8)).await.unwrap();
+    // This server decides on what is committed, not on what it had cached (12): 15 confirm.
+    let order = app
+        .post(
+            "/api/v1/orders",
+            json!({"store":"etsy","external_id":"X-1","lines":[{"store_sku":"MUG-RED","quantity":15}]}),
+        )
+        .await;
+    assert_eq!(expect(&order, 201)["status"], "confirmed");
+    // And the other process's next write starts from this order's reservation.
+    let stock = other.execute(ws, adjust(1)).await.unwrap();
+    assert_eq!(stock.body["warehouses"][0], json!({"warehouse":"main","on_hand":21,"reserved":15,"available":6}));
+    assert_eq!(app.check().await, Vec::<String>::new());
+});
