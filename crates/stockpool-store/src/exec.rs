@@ -48,6 +48,50 @@ pub enum Command {
 pub struct Reply {
     pub created: bool,
     pub body: Value,
+    /// An order's answer, rendered into `body` by `Reply::rendered` outside the writer
+    /// (the writer is every order's bottleneck; the JSON is not its work).
+    pub(crate) order: Option<Box<OrderSnapshot>>,
+}
+
+impl Reply {
+    pub fn new(created: bool, body: Value) -> Reply {
+        Reply { created, body, order: None }
+    }
+
+    fn order(created: bool, ws: &Ws, order: OrderId) -> Reply {
+        let o = ws.state.order(order).expect("the order was just taken or found");
+        Reply { created, body: Value::Null, order: Some(Box::new(OrderSnapshot::of(ws, o))) }
+    }
+
+    /// The reply with its body rendered.
+    pub fn rendered(mut self) -> Reply {
+        if let Some(o) = self.order.take() {
+            self.body = o.view();
+        }
+        self
+    }
+}
+
+/// What an order's JSON view needs, copied out of the workspace: the order and the names
+/// it shows.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct OrderSnapshot {
+    ws: i64,
+    order: Order,
+    store_code: String,
+    skus: Vec<(ItemId, String)>,
+}
+
+impl OrderSnapshot {
+    fn of(ws: &Ws, o: &Order) -> OrderSnapshot {
+        let skus = o.lines.iter().filter_map(|l| l.item).map(|i| (i, ws.sku(i))).collect();
+        OrderSnapshot { ws: ws.id, order: o.clone(), store_code: ws.store_code(o.store), skus }
+    }
+
+    fn view(&self) -> Value {
+        let sku = |i: ItemId| self.skus.iter().find(|(id, _)| *id == i).map(|(_, s)| s.clone()).unwrap_or_default();
+        crate::workspace::order_view(self.ws, &self.order, sku, &self.store_code)
+    }
 }
 
 /// One write of a batch: SQL run at once, in order, or a row of a hot table that the
@@ -112,7 +156,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 vec![ws.id.into(), w.id.0.into(), w.code.clone().into(), w.name.clone().into()],
             ));
             refresh_all(ws, now, &mut out);
-            Reply { created: true, body: ws.warehouse_view(&w) }
+            Reply::new(true, ws.warehouse_view(&w))
         }
         Command::CreateItem(input) => {
             if ws.state.item_by_sku(&input.sku).is_some() {
@@ -129,7 +173,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             ws.state.upsert_item(item.clone())?;
             ws.new_id();
             out.push(item_stmt(ws, &item));
-            Reply { created: true, body: ws.item_view(&item) }
+            Reply::new(true, ws.item_view(&item))
         }
         Command::PatchItem(sku, patch) => {
             let mut item = ws.state.item_by_sku(sku).cloned().ok_or_else(|| StoreError::not_found("item", sku))?;
@@ -138,7 +182,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             out.push(item_stmt(ws, &item));
             let touched = ws.state.dependents(&[item.id]).into_iter().collect::<Vec<_>>();
             refresh(ws, &ws.state.affected_listings(&touched), now, &mut out);
-            Reply { created: false, body: ws.item_view(&item) }
+            Reply::new(false, ws.item_view(&item))
         }
         Command::PutComponents(sku, input) => {
             let item = ws.state.item_by_sku(sku).cloned().ok_or_else(|| StoreError::not_found("item", sku))?;
@@ -162,7 +206,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             touched.extend(old.iter().chain(comps.iter()).map(|c| c.item));
             let listings = ws.state.affected_listings(&[item.id]);
             refresh(ws, &listings, now, &mut out);
-            Reply { created: false, body: ws.item_view(&item) }
+            Reply::new(false, ws.item_view(&item))
         }
         Command::Adjust(input) => {
             let item = ws.item_id(&input.sku)?;
@@ -175,7 +219,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             let reason = input.reason.clone().unwrap_or_else(|| "adjustment".into());
             let change = ws.state.adjust(item, w, adjustment, &reason, now)?;
             apply_change(ws, &change, now, &mut out);
-            Reply { created: true, body: ws.stock_view(item) }
+            Reply::new(true, ws.stock_view(item))
         }
         Command::CreateStore(input) => {
             if ws.state.stores().any(|s| s.code == input.code) {
@@ -203,7 +247,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             ws.new_id();
             ws.store_extra.insert(store.id, extra);
             out.push(store_stmt(ws, &store)?);
-            Reply { created: true, body: ws.store_view(&store) }
+            Reply::new(true, ws.store_view(&store))
         }
         Command::PatchStore(code, patch) => {
             let mut store =
@@ -235,7 +279,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             ws.store_extra.insert(store.id, extra);
             out.push(store_stmt(ws, &store)?);
             refresh_all(ws, now, &mut out);
-            Reply { created: false, body: ws.store_view(&store) }
+            Reply::new(false, ws.store_view(&store))
         }
         Command::CreateListings(inputs) => {
             // All or nothing: validate every listing on a copy first.
@@ -282,7 +326,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             } else {
                 json!({ "data": views })
             };
-            Reply { created: true, body }
+            Reply::new(true, body)
         }
         Command::CreateRule(input) => {
             let rule = rule_from(ws, RuleId(ws.next_id), input)?;
@@ -290,7 +334,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             ws.new_id();
             rule_stmts(ws, r, now, &mut out);
             refresh_all(ws, now, &mut out);
-            Reply { created: true, body: ws.rule_view(ws.state.rule(r.id).unwrap()) }
+            Reply::new(true, ws.rule_view(ws.state.rule(r.id).unwrap()))
         }
         Command::UpdateRule(id, input) => {
             let rid = RuleId(parse_public_id(Kind::Rule, ws.id, id).ok_or_else(|| StoreError::not_found("rule", id))?);
@@ -301,14 +345,14 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             let r = ws.state.save_rule(rule)?;
             rule_stmts(ws, r, now, &mut out);
             refresh_all(ws, now, &mut out);
-            Reply { created: false, body: ws.rule_view(ws.state.rule(r.id).unwrap()) }
+            Reply::new(false, ws.rule_view(ws.state.rule(r.id).unwrap()))
         }
         Command::DeleteRule(id) => {
             let rid = RuleId(parse_public_id(Kind::Rule, ws.id, id).ok_or_else(|| StoreError::not_found("rule", id))?);
             let rule = ws.state.delete_rule(rid).ok_or_else(|| StoreError::not_found("rule", id))?;
             out.push(stmt("DELETE FROM rules WHERE workspace_id = $1 AND id = $2", vec![ws.id.into(), rid.0.into()]));
             refresh_all(ws, now, &mut out);
-            Reply { created: false, body: ws.rule_view(&rule) }
+            Reply::new(false, ws.rule_view(&rule))
         }
         Command::CreateOrder(input) => {
             let store = ws.store_id(&input.store)?;
@@ -358,11 +402,9 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                         let listings = ws.state.affected_listings(&sold);
                         refresh(ws, &listings, now, &mut out);
                     }
-                    Reply { created: true, body: ws.order_view(ws.state.order(order).unwrap()) }
+                    Reply::order(true, ws, order)
                 }
-                Intake::Duplicate { order } => {
-                    Reply { created: false, body: ws.order_view(ws.state.order(order).unwrap()) }
-                }
+                Intake::Duplicate { order } => Reply::order(false, ws, order),
             }
         }
         Command::Order(id, action) => {
@@ -379,14 +421,14 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 OrderAction::Cancel => ws.state.cancel(oid, now),
             }?;
             apply_change(ws, &change, now, &mut out);
-            Reply { created: false, body: ws.order_view(ws.state.order(oid).unwrap()) }
+            Reply::order(false, ws, oid)
         }
         Command::CreateCard(input) => {
             let item = ws.item_id(&input.sku)?;
             let w = ws.warehouse_id(&input.warehouse)?;
             let (card, change) = ws.state.create_card(item, w, input.quantity, now)?;
             apply_change(ws, &change, now, &mut out);
-            Reply { created: true, body: ws.card_view(ws.state.card(card).unwrap()) }
+            Reply::new(true, ws.card_view(ws.state.card(card).unwrap()))
         }
         Command::Card(id, action) => {
             let cid = CardId(
@@ -401,7 +443,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 CardAction::Cancel => ws.state.cancel_card(cid, now),
             }?;
             apply_change(ws, &change, now, &mut out);
-            Reply { created: false, body: ws.card_view(ws.state.card(cid).unwrap()) }
+            Reply::new(false, ws.card_view(ws.state.card(cid).unwrap()))
         }
         Command::SyncNow(input) => {
             let stores: Vec<StoreId> = match &input.store {
@@ -414,13 +456,13 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             for p in &published {
                 queue_push(ws, p, "sync_now", now, &mut out);
             }
-            Reply { created: false, body: json!({"queued": published.len()}) }
+            Reply::new(false, json!({"queued": published.len()}))
         }
         Command::SetSyncEnabled(on) => {
             ws.state.set_sync_enabled(*on);
             out.push(stmt("UPDATE workspaces SET sync_enabled = $1 WHERE id = $2", vec![(*on).into(), ws.id.into()]));
             refresh_all(ws, now, &mut out);
-            Reply { created: false, body: json!({"sync_enabled": on}) }
+            Reply::new(false, json!({"sync_enabled": on}))
         }
         Command::Batch(cmds) => {
             let saved = ws.clone();
@@ -429,7 +471,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 match execute(ws, c, now) {
                     Ok((r, stmts)) => {
                         out.extend(stmts);
-                        bodies.push(r.body);
+                        bodies.push(r.rendered().body);
                     }
                     Err(e) => {
                         *ws = saved;
@@ -437,13 +479,13 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                     }
                 }
             }
-            Reply { created: true, body: json!({"data": bodies}) }
+            Reply::new(true, json!({"data": bodies}))
         }
         Command::AgeSales => {
             let items = ws.sales.age(&mut ws.state, now);
             let listings = ws.state.affected_listings(&items);
             refresh(ws, &listings, now, &mut out);
-            Reply { created: false, body: json!({"items": items.len()}) }
+            Reply::new(false, json!({"items": items.len()}))
         }
         Command::Sweep => {
             let change = ws.state.sweep(now);
@@ -451,7 +493,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             if !change.is_empty() {
                 apply_change(ws, &change, now, &mut out);
             }
-            Reply { created: false, body: json!({"expired": n}) }
+            Reply::new(false, json!({"expired": n}))
         }
     };
     Ok((reply, out))

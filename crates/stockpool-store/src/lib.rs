@@ -217,7 +217,8 @@ impl Store {
     pub async fn execute(&self, ws: i64, cmd: Command) -> Result<Reply, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Job { ws, cmd, reply }).await.map_err(|_| StoreError::Unavailable)?;
-        rx.await.map_err(|_| StoreError::Unavailable)?
+        // Rendered here, on the caller's task, not on the writer's thread.
+        rx.await.map_err(|_| StoreError::Unavailable)?.map(Reply::rendered)
     }
 
     /// Reads from the workspace as last committed (reloaded first if another process

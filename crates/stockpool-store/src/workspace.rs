@@ -314,27 +314,7 @@ impl Ws {
     }
 
     pub fn order_view(&self, o: &Order) -> Value {
-        let lines: Vec<Value> = o
-            .lines
-            .iter()
-            .map(|l| {
-                json!({
-                    "sku": l.item.map(|i| self.sku(i)), "store_sku": l.store_sku, "quantity": l.quantity,
-                    "status": l.status.as_str(), "reserved": l.units_held, "made": l.units_made,
-                    "in_production": l.units_in_cards, "backordered": l.backordered, "requested": l.requested,
-                    "oversold": l.oversold,
-                    "listing": l.listing.map(|id| public_id(Kind::Listing, self.id, id.0)),
-                    "rule": l.rule.map(|r| json!({"id": public_id(Kind::Rule, self.id, r.id.0), "version": r.version})),
-                    "production_cards": l.cards.iter().map(|c| public_id(Kind::Card, self.id, c.0)).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        json!({
-            "id": public_id(Kind::Order, self.id, o.id.0), "store": self.store_code(o.store), "external_id": o.external_id,
-            "status": o.status.as_str(), "payment": o.payment, "pay_within_seconds": o.pay_within_seconds,
-            "created_at": millis_to_rfc3339(o.created_at.0), "accept_by": o.accept_by.map(|t| millis_to_rfc3339(t.0)),
-            "pay_by": o.pay_by.map(|t| millis_to_rfc3339(t.0)), "lines": lines,
-        })
+        order_view(self.id, o, |i| self.sku(i), &self.store_code(o.store))
     }
 
     pub fn card_view(&self, c: &ProductionCard) -> Value {
@@ -431,4 +411,30 @@ pub fn millis_to_rfc3339(ms: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// An order as the API shows it; `sku` names its lines' items. A free function so that the
+/// HTTP side can render an order's reply from a copy, outside the writer.
+pub fn order_view(ws: i64, o: &Order, sku: impl Fn(ItemId) -> String, store_code: &str) -> Value {
+    let lines: Vec<Value> = o
+        .lines
+        .iter()
+        .map(|l| {
+            json!({
+                "sku": l.item.map(&sku), "store_sku": l.store_sku, "quantity": l.quantity,
+                "status": l.status.as_str(), "reserved": l.units_held, "made": l.units_made,
+                "in_production": l.units_in_cards, "backordered": l.backordered, "requested": l.requested,
+                "oversold": l.oversold,
+                "listing": l.listing.map(|id| public_id(Kind::Listing, ws, id.0)),
+                "rule": l.rule.map(|r| json!({"id": public_id(Kind::Rule, ws, r.id.0), "version": r.version})),
+                "production_cards": l.cards.iter().map(|c| public_id(Kind::Card, ws, c.0)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "id": public_id(Kind::Order, ws, o.id.0), "store": store_code, "external_id": o.external_id,
+        "status": o.status.as_str(), "payment": o.payment, "pay_within_seconds": o.pay_within_seconds,
+        "created_at": millis_to_rfc3339(o.created_at.0), "accept_by": o.accept_by.map(|t| millis_to_rfc3339(t.0)),
+        "pay_by": o.pay_by.map(|t| millis_to_rfc3339(t.0)), "lines": lines,
+    })
 }
