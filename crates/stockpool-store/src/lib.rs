@@ -222,11 +222,10 @@ impl Store {
     }
 
     /// Reads from the workspace as last committed (reloaded first if another process
-    /// changed it).
+    /// changed it: a second `serve` on PostgreSQL, or the CLI beside a running server).
     pub async fn read<T>(&self, ws: i64, f: impl FnOnce(&Ws) -> T) -> Result<T, StoreError> {
         let cached = self.inner.cache.lock().unwrap().get(&ws).cloned();
         let fresh = match cached {
-            Some(c) if self.inner.db.backend == Backend::Sqlite => c,
             Some(c) => {
                 let seq: i64 = sqlx::query_scalar("SELECT seq FROM workspaces WHERE id = $1")
                     .bind(ws)

@@ -89,7 +89,7 @@ async fn servers_starting_at_once_on_a_fresh_postgres_database_migrate_it_once()
     assert!(all >= 2);
 }
 
-both!(a_write_from_another_process_is_seen_before_the_next_decision, |app: TestApp| async move {
+both!(a_write_from_another_process_is_seen_at_the_next_read_and_decision, |app: TestApp| async move {
     use stockpool_store::exec::Command;
     use stockpool_store::model::AdjustmentInput;
     seed_mug(&app).await;
@@ -108,7 +108,9 @@ both!(a_write_from_another_process_is_seen_before_the_next_decision, |app: TestA
         stockpool_store::Store::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
     let ws = other.ensure_workspace("test").await.unwrap();
     other.execute(ws, adjust(8)).await.unwrap();
-    // This server decides on what is committed, not on what it had cached (12): 15 confirm.
+    // This server's next read shows it ...
+    assert_eq!(app.get("/api/v1/items/MUG-RED/stock").await.body["available"], 20);
+    // ... and it decides on what is committed, not on what it had cached (12): 15 confirm.
     let order = app
         .post(
             "/api/v1/orders",
