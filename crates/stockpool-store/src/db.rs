@@ -103,6 +103,22 @@ pub enum ConnectError {
     Key(#[from] crate::secrets::KeyError),
 }
 
+/// What every SQLite connection of ours runs first (sqlx's pool and the writer's own):
+/// WAL with `synchronous=FULL`, so an acknowledged write survives a crash; foreign keys;
+/// a busy wait for the CLI writing beside a running server. Durability is unchanged by the
+/// last two: a bigger page cache and memory-mapped reads spare read syscalls on a growing
+/// database.
+pub(crate) fn sqlite_pragmas() -> [String; 6] {
+    [
+        "PRAGMA journal_mode=WAL".into(),
+        "PRAGMA synchronous=FULL".into(),
+        "PRAGMA foreign_keys=ON".into(),
+        format!("PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}"),
+        format!("PRAGMA cache_size=-{SQLITE_CACHE_KIB}"),
+        format!("PRAGMA mmap_size={SQLITE_MMAP_BYTES}"),
+    ]
+}
+
 /// The file a `sqlite:` URL names; `None` for an in-memory database or another scheme.
 pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
@@ -144,14 +160,9 @@ impl Db {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode=WAL").await?;
-                        conn.execute("PRAGMA synchronous=FULL").await?;
-                        conn.execute("PRAGMA foreign_keys=ON").await?;
-                        conn.execute(format!("PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}").as_str()).await?;
-                        // Durability is unchanged by these: a bigger page cache and memory-mapped
-                        // reads spare the writer read syscalls on a growing database.
-                        conn.execute(format!("PRAGMA cache_size=-{SQLITE_CACHE_KIB}").as_str()).await?;
-                        conn.execute(format!("PRAGMA mmap_size={SQLITE_MMAP_BYTES}").as_str()).await?;
+                        for pragma in sqlite_pragmas() {
+                            conn.execute(pragma.as_str()).await?;
+                        }
                     }
                     Ok(())
                 })

@@ -42,7 +42,7 @@ use tokio::sync::mpsc;
 pub const BATCH_COMMANDS_MAX: usize = 512;
 
 /// Prepared statements the SQLite connection keeps: every statement the writer runs
-/// (the hot rows' eight, the catalog's, the workspace lock) fits.
+/// (the hot rows' six, the catalog's, the workspace's `seq`) fits.
 pub const SQLITE_STATEMENT_CACHE: usize = 128;
 
 /// How the writer reaches the database.
@@ -66,14 +66,8 @@ impl Conn {
         })?;
         let lite = rusqlite::Connection::open(&path)
             .map_err(|e| crate::db::ConnectError::Runtime(format!("cannot open {}: {e}", path.display())))?;
-        let pragmas = format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
-             PRAGMA busy_timeout={}; PRAGMA cache_size=-{}; PRAGMA mmap_size={}; \
-             PRAGMA wal_autocheckpoint=0;",
-            crate::db::SQLITE_BUSY_TIMEOUT_MS,
-            crate::db::SQLITE_CACHE_KIB,
-            crate::db::SQLITE_MMAP_BYTES
-        );
+        // Ours as on every connection, and no checkpoint inside a commit (`checkpoint.rs`).
+        let pragmas = format!("{}; PRAGMA wal_autocheckpoint=0;", crate::db::sqlite_pragmas().join("; "));
         lite.execute_batch(&pragmas)
             .map_err(|e| crate::db::ConnectError::Runtime(format!("cannot set up {}: {e}", path.display())))?;
         lite.set_prepared_statement_cache_capacity(SQLITE_STATEMENT_CACHE);
@@ -298,7 +292,6 @@ async fn batch_sqlite(
     let now = (inner.clock)();
     let ids: BTreeSet<i64> = work.iter().map(|(ws, _)| *ws).collect();
     let mut handles = Vec::with_capacity(ids.len());
-    let mut loader: Option<sqlx::pool::PoolConnection<sqlx::Any>> = None;
     for &id in &ids {
         let seq: Option<i64> = lite
             .prepare_cached("SELECT seq FROM workspaces WHERE id = ?1")?
@@ -306,17 +299,10 @@ async fn batch_sqlite(
             .optional()?;
         let handle = match cached(inner, id, seq)? {
             Some(h) => h,
-            None => {
-                let conn = match &mut loader {
-                    Some(c) => c,
-                    slot @ None => slot.insert(db.pool.acquire().await?),
-                };
-                load(inner, conn, id, now).await?
-            }
+            None => load(inner, &mut *db.pool.acquire().await?, id, now).await?,
         };
         handles.push((id, handle));
     }
-    drop(loader);
     let Decided { results, sql, rows } = decide(inner, &handles, work, now);
     let decided_at = started.elapsed();
     for (sql, values) in &sql {
