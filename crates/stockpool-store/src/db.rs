@@ -371,4 +371,10 @@ CREATE TABLE sessions (
     expires_at BIGINT NOT NULL
 )
 ",
+    // Nothing reads the ledger by stock level on a hot path (`stockpool check` sums it
+    // whole), and keeping this index cost every commit a random page per level it moved:
+    // about a fifth of what a SQLite commit logged under the order bench (BENCHMARKS.md).
+    "
+DROP INDEX movements_by_level
+",
 ];

@@ -129,10 +129,11 @@ pub enum Row {
     Order { ws: i64, id: u64, store: u64, external_id: String, status: String, doc: String, created_at: i64, at: i64 },
     /// A production card document (last wins).
     Card { ws: i64, id: u64, status: String, doc: String },
-    /// One pending push per listing (latest value wins). It is also where the listing's
-    /// published figure lives until the push is delivered: the listing row's
-    /// `published_doc` holds the last figure settled, and loading prefers the outbox's
-    /// (`Ws::load`), so an order writes one row per listing it moves, not two.
+    /// One pending push per listing, written when the listing's figure first moves away
+    /// from the figure last settled (the listing row's `published_doc`): the figure and
+    /// reason of that moment and the settled figure (`old_quantity`). Later moves while
+    /// it is pending write nothing: the push carries the newest figure (latest value
+    /// wins), which `Ws::load` recomputes from the stored state for every pending listing.
     Outbox { ws: i64, listing: u64, quantity: i64, doc: String, at: i64 },
 }
 
@@ -740,6 +741,10 @@ fn queue_push(ws: &mut Ws, p: &Published, reason: &str, now: Timestamp, out: &mu
         reason: &'a str,
     }
     let old = ws.published.insert(p.listing, *p);
+    if !ws.pending.insert(p.listing) {
+        // Already queued: the push will carry this newer figure.
+        return;
+    }
     let doc = to_json(&PushDoc { old_quantity: old.map(|o| o.quantity), published: p, reason });
     out.push(Stmt::Row(Row::Outbox { ws: ws.id, listing: p.listing.0, quantity: p.quantity, doc, at: now.0 }));
 }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use stockpool_core::bom::capacity;
-use stockpool_core::ids::IdMap;
+use stockpool_core::ids::{IdMap, IdSet};
 use stockpool_core::*;
 
 /// A workspace in memory.
@@ -27,8 +27,12 @@ pub struct Ws {
     /// Next id for warehouses, items, stores, listings and rules.
     pub next_id: u64,
     pub state: State,
-    /// What each listing published last (what the channel got or will get).
+    /// What each listing publishes now: the figure the channel got, or for a pending
+    /// listing the newest figure, which its push will carry.
     pub published: IdMap<ListingId, Published>,
+    /// Listings with a push queued (a row in the outbox). While a listing is pending, a
+    /// new figure only changes `published`: the push delivers whatever is newest.
+    pub pending: IdSet<ListingId>,
     /// Connection settings per store, secrets in the clear (sealed in the database).
     pub store_extra: IdMap<StoreId, StoreExtra>,
     /// The key that seals `store_extra`'s secrets when they are written.
@@ -136,16 +140,13 @@ impl Ws {
             }
             state.upsert_listing(listing).map_err(|e| corrupt(&e))?;
         }
-        // A pending push carries the listing's newest published figure: the listing row
-        // only gets it once the push is settled (`exec::Row::Outbox`).
-        #[derive(serde::Deserialize)]
-        struct PendingPush {
-            published: Published,
-        }
-        for r in rows(conn, "SELECT doc FROM outbox WHERE workspace_id = $1 ORDER BY listing_id", id).await? {
-            let push: PendingPush = doc(&r, 0)?;
-            if state.listing(push.published.listing).is_some() {
-                published.insert(push.published.listing, push.published);
+        // A pending listing's figure is newer than its row's `published_doc` (the figure
+        // last settled): it is recomputed from the loaded state below.
+        let mut pending = IdSet::default();
+        for r in rows(conn, "SELECT listing_id FROM outbox WHERE workspace_id = $1 ORDER BY listing_id", id).await? {
+            let listing = ListingId(get_i64(&r, 0)? as u64);
+            if state.listing(listing).is_some() {
+                pending.insert(listing);
             }
         }
         for r in rows(conn, "SELECT doc FROM rules WHERE workspace_id = $1 ORDER BY id", id).await? {
@@ -174,12 +175,18 @@ impl Ws {
         for o in change.orders.iter().filter(|o| o.created_at.0 >= since) {
             sales.record(&mut state, o, now);
         }
+        let mut queued: Vec<ListingId> = pending.iter().copied().collect();
+        queued.sort_unstable();
+        for p in state.recompute(&queued) {
+            published.insert(p.listing, p);
+        }
         Ok(Ws {
             id,
             seq: get_i64(&head, 0)?,
             next_id: get_i64(&head, 1)? as u64,
             state,
             published,
+            pending,
             store_extra,
             key: key.clone(),
             sales,

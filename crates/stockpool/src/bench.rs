@@ -18,6 +18,7 @@ use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stockpool_store::{system_clock, Store};
@@ -146,6 +147,10 @@ struct Api {
     http: reqwest::Client,
     base: Arc<str>,
     auth: Arc<str>,
+    /// The load phase's target: `POST /api/v1/orders` through the lean client.
+    orders: Arc<crate::wire::Target>,
+    /// The next order number (`order_body`).
+    numbers: Arc<AtomicU64>,
 }
 
 impl Api {
@@ -156,7 +161,9 @@ impl Api {
             .tcp_nodelay(true)
             .build()
             .context("building the HTTP client")?;
-        Ok(Api { http, base: base.trim_end_matches('/').into(), auth: format!("Bearer {token}").into() })
+        let auth = format!("Bearer {token}");
+        let orders = Arc::new(crate::wire::Target::post(base, "/api/v1/orders", &auth)?);
+        Ok(Api { http, base: base.trim_end_matches('/').into(), auth: auth.into(), orders, numbers: Arc::default() })
     }
 
     /// POSTs JSON during seeding; anything but 2xx stops the bench with the server's answer.
@@ -262,13 +269,15 @@ impl ClientResult {
     }
 }
 
-/// One client's order body: 1-3 lines of distinct random SKUs, 1-3 units each.
-fn order_body(rng: &mut SplitMix64, cat: &Catalog, client: usize, n: u64, buf: &mut String) {
+/// One order's body: 1-3 lines of distinct random SKUs, 1-3 units each. `number` is the
+/// run's order number, shared by all clients: like a shop's own order numbers, each
+/// store's external ids arrive in increasing order.
+fn order_body(rng: &mut SplitMix64, cat: &Catalog, number: u64, buf: &mut String) {
     buf.clear();
     let store = &cat.stores[rng.below(cat.stores.len() as u64) as usize];
     let lines = (1 + rng.below(LINES_PER_ORDER_MAX)).min(cat.skus.len() as u64) as usize;
     let mut picked = [usize::MAX; LINES_PER_ORDER_MAX as usize];
-    let _ = write!(buf, r#"{{"store":"{store}","external_id":"{}-c{client}-{n}","lines":["#, cat.prefix);
+    let _ = write!(buf, r#"{{"store":"{store}","external_id":"{}-{number:010}","lines":["#, cat.prefix);
     for l in 0..lines {
         // Distinct SKUs per order; with at least `lines` SKUs a free one always exists,
         // so walking forward from a random start is bounded by the catalog size.
@@ -296,7 +305,7 @@ async fn client(
     interval: Option<Duration>,
 ) -> ClientResult {
     let mut rng = SplitMix64(seed ^ (id as u64).wrapping_mul(0xA076_1D64_78BD_642F));
-    let url = format!("{}/api/v1/orders", api.base);
+    let mut conn = crate::wire::Conn::new(api.orders.clone());
     let mut out = ClientResult::default();
     let mut body = String::new();
     let mut n: u64 = 0;
@@ -318,35 +327,24 @@ async fn client(
                 now
             }
         };
-        order_body(&mut rng, &cat, id, n, &mut body);
+        order_body(&mut rng, &cat, api.numbers.fetch_add(1, Ordering::Relaxed), &mut body);
         n += 1;
-        let sent = api
-            .http
-            .post(&url)
-            .header(reqwest::header::AUTHORIZATION, &*api.auth)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.clone())
-            .send()
-            .await;
+        let sent = tokio::time::timeout(REQUEST_TIMEOUT, conn.post(body.as_bytes())).await;
+        let elapsed = due.elapsed();
         match sent {
-            Ok(res) => {
-                let status = res.status();
-                // Read the whole body so the connection goes back to the pool.
-                let bytes = res.bytes().await;
-                let elapsed = due.elapsed();
-                match bytes {
-                    Ok(b) if status == reqwest::StatusCode::CREATED => {
-                        out.ok += 1;
-                        out.latencies_us.push(elapsed.as_micros().min(u32::MAX as u128) as u32);
-                        if !contains(&b, br#""status":"confirmed""#) {
-                            out.not_confirmed += 1;
-                        }
-                    }
-                    Ok(_) => out.error(format!("HTTP {status}")),
-                    Err(e) => out.error(format!("reading the answer: {}", error_kind(&e))),
+            Ok(Ok(answer)) if answer.status == 201 => {
+                out.ok += 1;
+                out.latencies_us.push(elapsed.as_micros().min(u32::MAX as u128) as u32);
+                if !contains(answer.body, br#""status":"confirmed""#) {
+                    out.not_confirmed += 1;
                 }
             }
-            Err(e) => out.error(error_kind(&e)),
+            Ok(Ok(answer)) => out.error(format!("HTTP {}", answer.status)),
+            Ok(Err(e)) => out.error(e.kind().to_string()),
+            Err(_) => {
+                conn.reset();
+                out.error("timeout".to_string());
+            }
         }
     }
     out.finished = Some(Instant::now());
@@ -355,16 +353,6 @@ async fn client(
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn error_kind(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".into()
-    } else if e.is_connect() {
-        "connect".into()
-    } else {
-        "transport".into()
-    }
 }
 
 /// The load phase's totals.
@@ -875,7 +863,7 @@ mod tests {
         let mut rng = SplitMix64(7);
         let mut buf = String::new();
         for n in 0..200 {
-            order_body(&mut rng, &cat, 0, n, &mut buf);
+            order_body(&mut rng, &cat, n, &mut buf);
             let v: serde_json::Value = serde_json::from_str(&buf).unwrap();
             let lines = v["lines"].as_array().unwrap();
             assert!((1..=2).contains(&lines.len()));

@@ -63,9 +63,10 @@ both!(spec_section_6_examples_work_as_written, |app: TestApp| async move {
     let sync = app.post("/api/v1/sync", json!({"store":"etsy"})).await;
     assert_eq!(expect(&sync, 200)["queued"], 1);
     assert_eq!(app.check().await, Vec::<String>::new());
-    // Another server on the same database knows what was last published (the newest
-    // figure lives in the pending push, not yet in the listing row), so it has nothing new
-    // to push.
+    // Another server on the same database knows the newest figure. The push was queued
+    // when the rule took the listing from 12 to 6; the order's move to 5 wrote no second
+    // push (the queued one will carry the newest figure), and loading recomputes every
+    // pending listing's figure from the stored stock: 5, not the 6 in the queued row.
     let (other, _writer) =
         stockpool_store::Store::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
     let ws = other.ensure_workspace("test").await.unwrap();
