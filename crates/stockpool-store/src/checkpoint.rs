@@ -11,7 +11,7 @@
 //! frame already copied, and under a write load that never pauses a checkpoint from
 //! another connection never quite catches up: the writer commits more while it copies.
 //! So when this thread sees the log past `WAL_FRAMES_MAX` pages it first copies again
-//! straight away until fewer than `CATCH_UP_FRAMES` pages are left uncopied, then raises a
+//! straight away until a pass finds fewer than `CATCH_UP_FRAMES` new pages, then raises a
 //! flag (`Checkpointer::writer_should_checkpoint`), and the writer, after its next commit,
 //! runs one passive checkpoint itself. It only copies those few pages, and as no commit can
 //! come between, its next transaction restarts the log: a bounded log for one short step
@@ -27,12 +27,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-/// How often the log is checkpointed.
-pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the log is checkpointed. Often, so each pass writes and fsyncs little: a
+/// pass's fsync of the database file delays the commits' own fsyncs behind it. At 5,200
+/// orders/s the 99th percentile was 57-70 ms with 50 ms and 56-108 ms with 250 ms
+/// (BENCHMARKS.md); with 1 s it was 89-115 ms.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Pages in the log beyond which the writer is asked to finish a checkpoint itself (128
 /// MiB of 4 KiB pages). Each time costs the writer a few milliseconds, so not too often:
-/// at half its peak on the benchmark's machine stockpool logs about 20,000 pages a second.
+/// at 5,200 orders/s on the benchmark's machine stockpool logs about 15,000 pages a second.
 pub const WAL_FRAMES_MAX: i64 = 32_768;
 
 /// Pages left uncopied below which the writer is asked to finish the checkpoint (a few
@@ -53,6 +56,7 @@ impl Checkpointer {
         let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
         conn.execute_batch(&format!("PRAGMA busy_timeout={};", crate::db::SQLITE_BUSY_TIMEOUT_MS))
             .map_err(|e| e.to_string())?;
+        crate::db::sqlite_grow_in_chunks(&conn).map_err(|e| e.to_string())?;
         let (stop, stopped) = mpsc::channel::<()>();
         let log_too_long = Arc::new(AtomicBool::new(false));
         let flag = log_too_long.clone();
@@ -61,17 +65,23 @@ impl Checkpointer {
             .spawn(move || loop {
                 let last =
                     matches!(stopped.recv_timeout(CHECKPOINT_INTERVAL), Err(mpsc::RecvTimeoutError::Disconnected));
+                // The log's length at the previous pass, while catching up.
+                let mut previous: Option<i64> = None;
                 for _ in 0..CATCH_UP_PASSES_MAX {
                     let started = std::time::Instant::now();
                     let done = checkpoint(&conn);
                     tracing::trace!(?done, us = started.elapsed().as_micros() as u64, "passive checkpoint");
                     match done {
-                        Ok((log, copied)) if log > WAL_FRAMES_MAX && log - copied < CATCH_UP_FRAMES => {
-                            flag.store(true, Ordering::Relaxed);
-                            break;
+                        // A pass copies the log as it was when the pass began; what the
+                        // writer committed meanwhile is left. Once a pass had little to copy,
+                        // it was short, so little is left: hand that rest to the writer.
+                        Ok((log, _)) if log > WAL_FRAMES_MAX => {
+                            if previous.is_some_and(|p| log - p < CATCH_UP_FRAMES) {
+                                flag.store(true, Ordering::Relaxed);
+                                break;
+                            }
+                            previous = Some(log);
                         }
-                        // Too far behind to hand the rest to the writer: copy again now.
-                        Ok((log, _)) if log > WAL_FRAMES_MAX => continue,
                         Ok(_) => break,
                         Err(e) => {
                             tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");

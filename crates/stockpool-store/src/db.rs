@@ -119,6 +119,33 @@ pub(crate) fn sqlite_pragmas() -> [String; 6] {
     ]
 }
 
+/// SQLite: the database file grows by this much at a time (`SQLITE_FCNTL_CHUNK_SIZE`).
+/// A checkpoint that copies the whole log sets the file's size and fsyncs it; growing it
+/// a page at a time made that fsync carry a size change every time, tens of milliseconds
+/// on the writer's path (BENCHMARKS.md). In chunks, the size changes once per chunk.
+pub const SQLITE_CHUNK_BYTES: i32 = 16 * 1024 * 1024;
+
+/// Sets `SQLITE_CHUNK_BYTES` on a connection of the writer's or the checkpointer's: the
+/// connections that grow the file. rusqlite has no safe call for this file control.
+pub(crate) fn sqlite_grow_in_chunks(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let mut chunk: std::ffi::c_int = SQLITE_CHUNK_BYTES;
+    // SAFETY: the handle is this open connection's, "main" is a NUL-terminated name, and
+    // SQLITE_FCNTL_CHUNK_SIZE reads one int through the pointer, which outlives the call.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_CHUNK_SIZE,
+            (&mut chunk as *mut std::ffi::c_int).cast(),
+        )
+    };
+    if rc == rusqlite::ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), Some("SQLITE_FCNTL_CHUNK_SIZE".into())))
+    }
+}
+
 /// The file a `sqlite:` URL names; `None` for an in-memory database or another scheme.
 pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;

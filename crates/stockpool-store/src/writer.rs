@@ -71,6 +71,8 @@ impl Conn {
         lite.execute_batch(&pragmas)
             .map_err(|e| crate::db::ConnectError::Runtime(format!("cannot set up {}: {e}", path.display())))?;
         lite.set_prepared_statement_cache_capacity(SQLITE_STATEMENT_CACHE);
+        crate::db::sqlite_grow_in_chunks(&lite)
+            .map_err(|e| crate::db::ConnectError::Runtime(format!("cannot set up {}: {e}", path.display())))?;
         let checkpoints = crate::checkpoint::Checkpointer::start(&path)
             .map_err(|e| crate::db::ConnectError::Runtime(format!("cannot checkpoint {}: {e}", path.display())))?;
         Ok(Conn::Sqlite { lite, db, checkpoints })
