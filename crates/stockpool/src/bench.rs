@@ -297,6 +297,7 @@ fn order_body(rng: &mut SplitMix64, cat: &Catalog, number: u64, buf: &mut String
 /// order every `interval` starting at `first`, latency timed from when it was due.
 async fn client(
     api: Api,
+    mut conn: crate::wire::Conn,
     cat: Arc<Catalog>,
     id: usize,
     seed: u64,
@@ -305,7 +306,6 @@ async fn client(
     interval: Option<Duration>,
 ) -> ClientResult {
     let mut rng = SplitMix64(seed ^ (id as u64).wrapping_mul(0xA076_1D64_78BD_642F));
-    let mut conn = crate::wire::Conn::new(api.orders.clone());
     let mut out = ClientResult::default();
     let mut body = String::new();
     let mut n: u64 = 0;
@@ -366,18 +366,28 @@ struct Load {
 }
 
 async fn load(api: &Api, cat: &Arc<Catalog>, args: &BenchArgs) -> anyhow::Result<Load> {
+    // Every client connects before the clock starts: hundreds of connections opened at
+    // once can overflow the listen queue, and a dropped SYN is retried only after a
+    // second, which timed the handshake, not the server. A client that cannot connect
+    // here tries again at its first order, and a failure then is counted.
+    let mut conns = Vec::with_capacity(args.clients);
+    for _ in 0..args.clients {
+        let mut conn = crate::wire::Conn::new(api.orders.clone());
+        let _ = tokio::time::timeout(REQUEST_TIMEOUT, conn.connect()).await;
+        conns.push(conn);
+    }
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
     // Open loop: each client sends every `clients / rate` seconds, the clients staggered
     // evenly inside that period so the arrivals are spread out.
     let interval = args.rate.map(|r| Duration::from_secs_f64(args.clients as f64 / r));
     let mut tasks = JoinSet::new();
-    for id in 0..args.clients {
+    for (id, conn) in conns.into_iter().enumerate() {
         let first = match interval {
             Some(iv) => start + iv.mul_f64(id as f64 / args.clients as f64),
             None => start,
         };
-        tasks.spawn(client(api.clone(), cat.clone(), id, args.seed, first, end, interval));
+        tasks.spawn(client(api.clone(), conn, cat.clone(), id, args.seed, first, end, interval));
     }
     let mut total = Load {
         ok: 0,

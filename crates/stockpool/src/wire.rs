@@ -95,6 +95,16 @@ impl Conn {
         Conn { target, stream: None, out: Vec::new(), buf: Vec::new() }
     }
 
+    /// Opens the connection now if it is not open (else at the first request).
+    pub async fn connect(&mut self) -> Result<(), WireError> {
+        if self.stream.is_none() {
+            let s = TcpStream::connect(&self.target.authority).await.map_err(WireError::Connect)?;
+            s.set_nodelay(true).map_err(WireError::Connect)?;
+            self.stream = Some(s);
+        }
+        Ok(())
+    }
+
     /// Drops the connection (after a timeout the answer may still arrive; never reuse it).
     pub fn reset(&mut self) {
         self.stream = None;
@@ -118,11 +128,7 @@ impl Conn {
 
     /// Returns the status, the body's range in `buf` and whether the server closes.
     async fn exchange(&mut self, body: &[u8]) -> Result<(u16, usize, usize, bool), WireError> {
-        if self.stream.is_none() {
-            let s = TcpStream::connect(&self.target.authority).await.map_err(WireError::Connect)?;
-            s.set_nodelay(true).map_err(WireError::Connect)?;
-            self.stream = Some(s);
-        }
+        self.connect().await?;
         let stream = self.stream.as_mut().expect("connected above");
         self.out.clear();
         self.out.extend_from_slice(&self.target.head);
