@@ -299,13 +299,11 @@ async fn client(
     api: Api,
     mut conn: crate::wire::Conn,
     cat: Arc<Catalog>,
-    id: usize,
-    seed: u64,
+    mut rng: SplitMix64,
     first: Instant,
     end: Instant,
     interval: Option<Duration>,
 ) -> ClientResult {
-    let mut rng = SplitMix64(seed ^ (id as u64).wrapping_mul(0xA076_1D64_78BD_642F));
     let mut out = ClientResult::default();
     let mut body = String::new();
     let mut n: u64 = 0;
@@ -387,7 +385,8 @@ async fn load(api: &Api, cat: &Arc<Catalog>, args: &BenchArgs) -> anyhow::Result
             Some(iv) => start + iv.mul_f64(id as f64 / args.clients as f64),
             None => start,
         };
-        tasks.spawn(client(api.clone(), conn, cat.clone(), id, args.seed, first, end, interval));
+        let rng = SplitMix64(args.seed ^ (id as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+        tasks.spawn(client(api.clone(), conn, cat.clone(), rng, first, end, interval));
     }
     let mut total = Load {
         ok: 0,
