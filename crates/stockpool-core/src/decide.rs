@@ -79,7 +79,7 @@ impl<'a> Tx<'a> {
     }
 
     fn order(&self, id: OrderId) -> Option<Order> {
-        self.orders.iter().find(|o| o.id == id).or_else(|| self.state.orders.get(&id)).cloned()
+        self.orders.iter().find(|o| o.id == id).or_else(|| self.state.orders.get(&id).map(Box::as_ref)).cloned()
     }
 
     fn put_order(&mut self, order: Order) {

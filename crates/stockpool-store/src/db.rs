@@ -404,4 +404,12 @@ CREATE TABLE sessions (
     "
 DROP INDEX movements_by_level
 ",
+    // The deadline sweeper asks every second which workspaces have an order waiting for an
+    // answer or a payment. Keyed by workspace first, that question scanned the whole index
+    // (6-9 ms at 50,000 orders, and growing with every order); keyed by status first it
+    // reads only the open orders' entries.
+    "
+DROP INDEX orders_by_status;
+CREATE INDEX orders_by_status ON orders (status, workspace_id)
+",
 ];

@@ -261,11 +261,10 @@ impl Store {
     /// one, and forgets sales that left the `buffer: auto` window in the workspaces this
     /// process holds. The server calls this at least once a second.
     pub async fn sweep_due(&self) -> Result<usize, StoreError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT workspace_id FROM orders WHERE status = 'requested' OR status = 'awaiting_payment'",
-        )
-        .fetch_all(&self.inner.db.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT DISTINCT workspace_id FROM orders WHERE status IN ('requested', 'awaiting_payment')")
+                .fetch_all(&self.inner.db.pool)
+                .await?;
         let now = self.now();
         let mut swept = 0;
         for r in rows {
