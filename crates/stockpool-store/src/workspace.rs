@@ -142,11 +142,11 @@ impl Ws {
         }
         // A pending listing's figure is newer than its row's `published_doc` (the figure
         // last settled): it is recomputed from the loaded state below.
-        let mut pending = IdSet::default();
+        let mut queued = Vec::new();
         for r in rows(conn, "SELECT listing_id FROM outbox WHERE workspace_id = $1 ORDER BY listing_id", id).await? {
             let listing = ListingId(get_i64(&r, 0)? as u64);
             if state.listing(listing).is_some() {
-                pending.insert(listing);
+                queued.push(listing);
             }
         }
         for r in rows(conn, "SELECT doc FROM rules WHERE workspace_id = $1 ORDER BY id", id).await? {
@@ -175,11 +175,10 @@ impl Ws {
         for o in change.orders.iter().filter(|o| o.created_at.0 >= since) {
             sales.record(&mut state, o, now);
         }
-        let mut queued: Vec<ListingId> = pending.iter().copied().collect();
-        queued.sort_unstable();
         for p in state.recompute(&queued) {
             published.insert(p.listing, p);
         }
+        let pending: IdSet<ListingId> = queued.into_iter().collect();
         Ok(Ws {
             id,
             seq: get_i64(&head, 0)?,

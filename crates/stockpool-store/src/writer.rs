@@ -69,10 +69,9 @@ impl Conn {
         // Ours as on every connection, and no checkpoint inside a commit (`checkpoint.rs`).
         let pragmas = format!("{}; PRAGMA wal_autocheckpoint=0;", crate::db::sqlite_pragmas().join("; "));
         lite.execute_batch(&pragmas)
+            .and_then(|()| crate::db::sqlite_grow_in_chunks(&lite))
             .map_err(|e| crate::db::ConnectError::Runtime(format!("cannot set up {}: {e}", path.display())))?;
         lite.set_prepared_statement_cache_capacity(SQLITE_STATEMENT_CACHE);
-        crate::db::sqlite_grow_in_chunks(&lite)
-            .map_err(|e| crate::db::ConnectError::Runtime(format!("cannot set up {}: {e}", path.display())))?;
         let checkpoints = crate::checkpoint::Checkpointer::start(&path)
             .map_err(|e| crate::db::ConnectError::Runtime(format!("cannot checkpoint {}: {e}", path.display())))?;
         Ok(Conn::Sqlite { lite, db, checkpoints })

@@ -9,7 +9,7 @@
 //! only what the bench needs: POST with a JSON body, answers with a `Content-Length` (the
 //! server never streams an order's answer), `Connection: close` honoured by reconnecting.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -132,8 +132,8 @@ impl Conn {
         let stream = self.stream.as_mut().expect("connected above");
         self.out.clear();
         self.out.extend_from_slice(&self.target.head);
-        self.out.extend_from_slice(body.len().to_string().as_bytes());
-        self.out.extend_from_slice(b"\r\n\r\n");
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.out, "{}\r\n\r\n", body.len());
         self.out.extend_from_slice(body);
         stream.write_all(&self.out).await?;
 
