@@ -79,6 +79,11 @@ pub struct BenchArgs {
     /// Seconds of load.
     #[arg(long, default_value_t = 10)]
     duration: u64,
+    /// Seconds of the same load before the measured --duration, not counted: the server's
+    /// log file and database reach their running size and its caches fill. Without it a
+    /// fresh database spends its first seconds growing its files (BENCHMARKS.md).
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
     /// SKUs in the seeded catalog.
     #[arg(long, default_value_t = 1000)]
     skus: usize,
@@ -253,6 +258,8 @@ async fn seed(api: &Api, cat: &Arc<Catalog>) -> anyhow::Result<()> {
 #[derive(Default)]
 struct ClientResult {
     ok: u64,
+    /// Orders confirmed during the warm-up (not in `ok`).
+    warmup_ok: u64,
     not_confirmed: u64,
     failed: u64,
     errors: BTreeMap<String, u64>,
@@ -293,6 +300,19 @@ fn order_body(rng: &mut SplitMix64, cat: &Catalog, number: u64, buf: &mut String
     buf.push_str("]}");
 }
 
+/// When one client places its orders.
+#[derive(Clone, Copy)]
+struct Schedule {
+    /// Its first order (open loop: the clients are staggered).
+    first: Instant,
+    /// Orders due before this are the warm-up: placed, not counted.
+    measured: Instant,
+    /// No order is placed from here on.
+    end: Instant,
+    /// Open loop: one order per interval; closed loop: `None`.
+    interval: Option<Duration>,
+}
+
 /// One client: places orders until `end`. Closed loop when `interval` is `None`, else one
 /// order every `interval` starting at `first`, latency timed from when it was due.
 async fn client(
@@ -300,10 +320,9 @@ async fn client(
     mut conn: crate::wire::Conn,
     cat: Arc<Catalog>,
     mut rng: SplitMix64,
-    first: Instant,
-    end: Instant,
-    interval: Option<Duration>,
+    when: Schedule,
 ) -> ClientResult {
+    let Schedule { first, measured, end, interval } = when;
     let mut out = ClientResult::default();
     let mut body = String::new();
     let mut n: u64 = 0;
@@ -330,6 +349,8 @@ async fn client(
         let sent = tokio::time::timeout(REQUEST_TIMEOUT, conn.post(body.as_bytes())).await;
         let elapsed = due.elapsed();
         match sent {
+            // Warming up: only a failure counts.
+            Ok(Ok(answer)) if answer.status == 201 && due < measured => out.warmup_ok += 1,
             Ok(Ok(answer)) if answer.status == 201 => {
                 out.ok += 1;
                 out.latencies_us.push(elapsed.as_micros().min(u32::MAX as u128) as u32);
@@ -356,11 +377,14 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// The load phase's totals.
 struct Load {
     ok: u64,
+    warmup_ok: u64,
     not_confirmed: u64,
     failed: u64,
     errors: BTreeMap<String, u64>,
     elapsed: Duration,
     latencies_us: Vec<u32>,
+    /// The writer's (commands, batches) when the measured time began.
+    writer_at_start: Option<(u64, u64)>,
 }
 
 async fn load(api: &Api, cat: &Arc<Catalog>, args: &BenchArgs) -> anyhow::Result<Load> {
@@ -375,7 +399,15 @@ async fn load(api: &Api, cat: &Arc<Catalog>, args: &BenchArgs) -> anyhow::Result
         conns.push(conn);
     }
     let start = Instant::now();
-    let end = start + Duration::from_secs(args.duration);
+    let measured = start + Duration::from_secs(args.warmup);
+    let end = measured + Duration::from_secs(args.duration);
+    let writer_at_start = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measured.into()).await;
+            api.metrics().await
+        })
+    };
     // Open loop: each client sends every `clients / rate` seconds, the clients staggered
     // evenly inside that period so the arrivals are spread out.
     let interval = args.rate.map(|r| Duration::from_secs_f64(args.clients as f64 / r));
@@ -386,19 +418,22 @@ async fn load(api: &Api, cat: &Arc<Catalog>, args: &BenchArgs) -> anyhow::Result
             None => start,
         };
         let rng = SplitMix64(args.seed ^ (id as u64).wrapping_mul(0xA076_1D64_78BD_642F));
-        tasks.spawn(client(api.clone(), conn, cat.clone(), rng, first, end, interval));
+        tasks.spawn(client(api.clone(), conn, cat.clone(), rng, Schedule { first, measured, end, interval }));
     }
     let mut total = Load {
         ok: 0,
+        warmup_ok: 0,
         not_confirmed: 0,
         failed: 0,
         errors: BTreeMap::new(),
         elapsed: Duration::ZERO,
         latencies_us: Vec::new(),
+        writer_at_start: None,
     };
     while let Some(done) = tasks.join_next().await {
         let r = done.context("a bench client panicked")?;
         total.ok += r.ok;
+        total.warmup_ok += r.warmup_ok;
         total.not_confirmed += r.not_confirmed;
         total.failed += r.failed;
         for (k, v) in r.errors {
@@ -406,10 +441,11 @@ async fn load(api: &Api, cat: &Arc<Catalog>, args: &BenchArgs) -> anyhow::Result
         }
         total.latencies_us.extend(r.latencies_us);
         if let Some(f) = r.finished {
-            total.elapsed = total.elapsed.max(f - start);
+            total.elapsed = total.elapsed.max(f.saturating_duration_since(measured));
         }
     }
     total.latencies_us.sort_unstable();
+    total.writer_at_start = writer_at_start.await.context("reading the metrics at the measured start")?;
     Ok(total)
 }
 
@@ -700,6 +736,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.duration == 0 || args.duration > DURATION_SECS_MAX {
         bail!("--duration must be 1 to {DURATION_SECS_MAX} seconds, not {}", args.duration);
     }
+    if args.warmup > DURATION_SECS_MAX {
+        bail!("--warmup must be at most {DURATION_SECS_MAX} seconds, not {}", args.warmup);
+    }
     if args.skus == 0 || args.skus > SKUS_MAX {
         bail!("--skus must be 1 to {SKUS_MAX}, not {}", args.skus);
     }
@@ -736,8 +775,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let seeded = Instant::now();
     seed(&api, &cat).await.context("seeding the bench catalog")?;
     let seed_secs = seeded.elapsed().as_secs_f64();
-    let before = api.metrics().await;
     let load = load(&api, &cat, &args).await?;
+    let before = load.writer_at_start;
     let after = api.metrics().await;
     drop(api);
 
@@ -777,6 +816,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "backend": backend,
             "clients": args.clients,
             "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "orders_warmup_ok": load.warmup_ok,
             "elapsed_s": secs,
             "skus": args.skus,
             "seed": args.seed,
@@ -799,10 +840,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{v}");
     } else {
         println!(
-            "stockpool bench: {backend}, {} clients, {} s {mode}, {} SKUs, seed {}",
-            args.clients, args.duration, args.skus, args.seed
+            "stockpool bench: {backend}, {} clients, {} s {mode}{}, {} SKUs, seed {}",
+            args.clients,
+            args.duration,
+            if args.warmup > 0 { format!(" after {} s of warm-up", args.warmup) } else { String::new() },
+            args.skus,
+            args.seed
         );
         println!("catalog seeded in {seed_secs:.1} s");
+        if args.warmup > 0 {
+            println!("warm-up: {} orders placed and not counted", load.warmup_ok);
+        }
         println!("orders: {} ok ({} not confirmed), {} failed", load.ok, load.not_confirmed, load.failed);
         for (kind, n) in &load.errors {
             println!("  failed: {n} x {kind}");
