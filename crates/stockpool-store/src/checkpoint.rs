@@ -28,10 +28,11 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// How often the log is checkpointed. Often, so each pass writes and fsyncs little: a
-/// pass's fsync of the database file delays the commits' own fsyncs behind it. At 5,200
-/// orders/s the 99th percentile was 57-70 ms with 50 ms and 56-108 ms with 250 ms
-/// (BENCHMARKS.md); with 1 s it was 89-115 ms.
-pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
+/// commit's flush waits behind the pass's writes on the disk's queue. At 5,000 orders/s
+/// in steady state the 99th percentile was 11-19 ms with 20 ms (six runs), 16-21 ms with
+/// 50 ms and 29-50 ms with 200 ms; 10 ms was erratic (10-44 ms). BENCHMARKS.md, fourth
+/// session.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Pages in the log beyond which the writer is asked to finish a checkpoint itself (128
 /// MiB of 4 KiB pages). Each time costs the writer a few milliseconds, so not too often:
