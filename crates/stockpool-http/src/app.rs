@@ -1,15 +1,11 @@
-//! The server application (`Application`): binds, serves the HTTP API, and runs the deadline sweeper,
-//! until a shutdown signal. Every task it starts is tracked and awaited.
+//! The server application (`Application`): binds, serves the HTTP API, and runs the
+//! background workers (`stockpool-worker`) beside it until a shutdown signal. Every task
+//! it starts is tracked and awaited.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
 use stockpool_store::Store;
 use tokio::net::TcpListener;
-
-/// How often expired order requests and unpaid acceptances are swept (SPEC: at least
-/// once a second).
-pub const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 
 pub struct Application {
     store: Store,
@@ -31,34 +27,12 @@ impl Application {
         self.address
     }
 
-    /// Serves until `shutdown` resolves, then stops the sweeper and drains requests.
+    /// Serves until `shutdown` resolves, then drains requests and stops the workers.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let store = self.store.clone();
-        let sweeper = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        if let Err(e) = store.sweep_due().await {
-                            tracing::warn!(error = %e, "deadline sweep failed; retrying next tick");
-                        }
-                    }
-                    _ = stop_rx.changed() => break,
-                }
-            }
-        });
+        let workers = stockpool_worker::Workers::start(self.store.clone());
         let router = crate::router(self.store.clone());
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            })
-            .await;
-        if let Err(e) = sweeper.await {
-            tracing::error!(error = %e, "the sweeper task panicked");
-        }
+        let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        workers.stop().await;
         served
     }
 }

@@ -201,12 +201,7 @@ async fn readyz(State(app): State<App>) -> Result<&'static str, ApiError> {
 }
 
 async fn sqlx_ping(app: &App) -> Result<(), ApiError> {
-    app.store
-        .db()
-        .fetch_all("SELECT 1", &[])
-        .await
-        .map_err(|e| ApiError::from(stockpool_store::StoreError::from(e)))?;
-    Ok(())
+    Ok(app.store.ping().await?)
 }
 
 async fn metrics(State(app): State<App>) -> Result<Response, ApiError> {
@@ -617,7 +612,9 @@ async fn sync_now(State(app): State<App>, Auth(ws): Auth, body: axum::body::Byte
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not valid: {e}")))?
     };
-    exec(&app, ws, Command::SyncNow(input)).await
+    // SPEC section 5a: Sync now answers 202 with what it queued; the pushes follow.
+    let reply = app.store.execute(ws, Command::SyncNow(input)).await?;
+    Ok((StatusCode::ACCEPTED, Json(reply.body)).into_response())
 }
 
 async fn list_sync_records(
@@ -625,7 +622,17 @@ async fn list_sync_records(
     Auth(ws): Auth,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (store, item) = read(&app, ws, |w| {
+    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
+    if limit == 0 || limit > PAGE_MAX {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("limit must be between 1 and {PAGE_MAX}")));
+    }
+    let after = match &q.cursor {
+        Some(c) => Some(c.strip_prefix("sr_").and_then(|n| n.parse::<i64>().ok()).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, format!("cursor {c:?} is not a cursor this list gave"))
+        })?),
+        None => None,
+    };
+    let query = read(&app, ws, |w| {
         let store = match &q.store {
             Some(code) => Some(w.store_id(code).map_err(|_| ApiError::not_found("store", code))?.0 as i64),
             None => None,
@@ -634,29 +641,38 @@ async fn list_sync_records(
             Some(sku) => Some(w.item_id(sku).map_err(|_| ApiError::not_found("item", sku))?.0 as i64),
             None => None,
         };
-        Ok((store, item))
+        Ok(stockpool_store::SyncRecordQuery {
+            store,
+            item,
+            result: q.result.clone(),
+            since: q.since,
+            until: q.until,
+            after,
+        })
     })
     .await?;
-    let rows = app.store.sync_records(ws, store, item, q.result.clone(), q.since, q.until).await?;
-    let rows = read(&app, ws, |w| {
+    // One more than the page, to know whether another follows.
+    let mut rows = app.store.sync_records(ws, &query, limit as i64 + 1).await?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more { rows.last().map(|r| format!("sr_{}", r.id)) } else { None };
+    let data = read(&app, ws, |w| {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let key = format!("sr_{}", r.id);
-                let v = json!({
-                    "id": key, "listing": public_id(Kind::Listing, w.id, r.listing as u64),
+                json!({
+                    "id": format!("sr_{}", r.id), "listing": public_id(Kind::Listing, w.id, r.listing as u64),
                     "store": w.store_code(stockpool_core::StoreId(r.store as u64)), "sku": w.sku(stockpool_core::ItemId(r.item as u64)),
                     "old_quantity": r.old_quantity, "new_quantity": r.new_quantity, "reason": r.reason,
                     "rule": r.rule.map(|(id, v)| json!({"id": public_id(Kind::Rule, w.id, id as u64), "version": v})),
-                    "result": r.result, "detail": r.detail,
+                    "result": r.result, "status_code": r.status_code, "detail": r.detail, "attempt": r.attempt,
                     "created_at": stockpool_store::workspace::millis_to_rfc3339(r.created_at),
-                });
-                (key, v)
+                })
             })
-            .collect())
+            .collect::<Vec<_>>())
     })
     .await?;
-    page(rows, &q, true)
+    Ok(Json(json!({"data": data, "next_cursor": next})))
 }
 
 async fn get_settings(State(app): State<App>, Auth(ws): Auth) -> Result<Json<Value>, ApiError> {

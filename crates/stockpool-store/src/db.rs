@@ -415,6 +415,22 @@ DROP INDEX movements_by_level
 DROP INDEX orders_by_status;
 CREATE INDEX orders_by_status ON orders (status, workspace_id)
 ",
+    // Delivery: an outbox row says which store pushes it, how many attempts it had, when
+    // it may next be tried (backoff survives a restart and a change of node), and the
+    // workspace `seq` of the commit that last wrote it (a dispatcher's claim names it).
+    // A sync record gains the channel's HTTP status and the attempt number (SPEC
+    // section 6); records page by id within a workspace.
+    "
+ALTER TABLE outbox ADD COLUMN store_id BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN next_attempt_at BIGINT;
+ALTER TABLE outbox ADD COLUMN generation BIGINT NOT NULL DEFAULT 0;
+UPDATE outbox SET store_id = COALESCE((SELECT l.store_id FROM listings l WHERE l.workspace_id = outbox.workspace_id AND l.id = outbox.listing_id), 0);
+CREATE INDEX outbox_by_store ON outbox (workspace_id, store_id);
+ALTER TABLE sync_records ADD COLUMN status_code BIGINT;
+ALTER TABLE sync_records ADD COLUMN attempt BIGINT NOT NULL DEFAULT 1;
+CREATE INDEX sync_records_by_id ON sync_records (workspace_id, id)
+",
 ];
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use crate::db::Arg;
 use crate::model::*;
-use crate::workspace::Ws;
+use crate::workspace::{figure, Pending, PushReason, Ws};
 use crate::StoreError;
 use serde_json::{json, Value};
 use stockpool_core::*;
@@ -35,6 +35,8 @@ pub enum Command {
     Card(String, CardAction),
     SyncNow(SyncInput),
     SetSyncEnabled(bool),
+    /// Records the outcome of a dispatched batch of pushes (`Settle`).
+    Settle(Settle),
     Sweep,
     /// Forgets sales that left the `buffer: auto` window (`velocity.rs`).
     AgeSales,
@@ -42,6 +44,63 @@ pub enum Command {
     /// its error naming the command's index (CSV import, demo seed).
     Batch(Vec<Command>),
 }
+
+/// The outcome of one dispatched batch: one attempt per listing pushed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settle {
+    pub store: StoreId,
+    pub attempts: Vec<SettledAttempt>,
+}
+
+/// One push attempt to one listing and how it ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SettledAttempt {
+    pub listing: ListingId,
+    /// The figure the push carried (with the rule version that decided it).
+    pub pushed: Published,
+    /// What the channel was told before, as the dispatcher knew it.
+    pub old_quantity: Option<Qty>,
+    pub reason: PushReason,
+    pub result: SyncResult,
+    /// The channel's HTTP status, when it answered.
+    pub status_code: Option<u16>,
+    /// The channel's message (failed), or what happened (retry).
+    pub detail: Option<String>,
+    /// 1 for the first attempt at this figure.
+    pub attempt: u32,
+    /// Retry: not before this time.
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+/// SPEC section 6's sync-record results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncResult {
+    /// The channel has the figure.
+    Ok,
+    /// 429, 5xx, a timeout or a lost connection: tried again later.
+    Retry,
+    /// Refused by the channel; not tried again until the figure moves (or Sync now).
+    Failed,
+    /// Compare-and-set found `channel_quantity` instead of what we last pushed.
+    Stale { channel_quantity: Qty },
+    /// Reconciliation read `channel_quantity` instead of what we last pushed.
+    Drift { channel_quantity: Qty },
+}
+
+impl SyncResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncResult::Ok => "ok",
+            SyncResult::Retry => "retry",
+            SyncResult::Failed => "failed",
+            SyncResult::Stale { .. } => "stale",
+            SyncResult::Drift { .. } => "drift",
+        }
+    }
+}
+
+/// Longest channel message kept in a sync record's `detail`.
+pub const SYNC_DETAIL_BYTES_MAX: usize = 1024;
 
 /// What a command answers: the object, and whether it was created.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,7 +193,19 @@ pub enum Row {
     /// reason of that moment and the settled figure (`old_quantity`). Later moves while
     /// it is pending write nothing: the push carries the newest figure (latest value
     /// wins), which `Ws::load` recomputes from the stored state for every pending listing.
-    Outbox { ws: i64, listing: u64, quantity: i64, doc: String, at: i64 },
+    Outbox {
+        ws: i64,
+        listing: u64,
+        store: u64,
+        quantity: i64,
+        doc: String,
+        at: i64,
+        attempts: i64,
+        next_attempt_at: Option<i64>,
+        generation: i64,
+    },
+    /// The listing's push is settled (or no longer needed): its outbox row goes.
+    OutboxDone { ws: i64, listing: u64 },
 }
 
 fn stmt(sql: &'static str, args: Vec<Arg>) -> Stmt {
@@ -150,8 +221,9 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             if ws.state.warehouses().iter().any(|w| w.code == input.code) {
                 return Err(StoreError::Conflict(format!("warehouse {} already exists", input.code)));
             }
-            let w = Warehouse { id: WarehouseId(ws.new_id()), code: input.code.clone(), name: input.name.clone() };
+            let w = Warehouse { id: WarehouseId(ws.next_id), code: input.code.clone(), name: input.name.clone() };
             ws.state.add_warehouse(w.clone())?;
+            ws.new_id();
             out.push(stmt(
                 "INSERT INTO warehouses (workspace_id, id, code, name) VALUES ($1, $2, $3, $4)",
                 vec![ws.id.into(), w.id.0.into(), w.code.clone().into(), w.name.clone().into()],
@@ -243,11 +315,13 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 secret: check_secret(input.secret.clone())?,
                 credentials: check_credentials(input.credentials.clone())?,
             };
+            // Everything that can fail comes before the first change to `ws`.
+            let row = store_stmt(ws, &store, &extra)?;
             ws.state.upsert_store(store.clone())?;
             ws.state.set_store_latency(store.id, crate::velocity::channel_latency(&store));
             ws.new_id();
             ws.store_extra.insert(store.id, extra);
-            out.push(store_stmt(ws, &store)?);
+            out.push(row);
             Reply::new(true, ws.store_view(&store))
         }
         Command::PatchStore(code, patch) => {
@@ -275,10 +349,12 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             if patch.credentials.is_some() {
                 extra.credentials = check_credentials(patch.credentials.clone())?;
             }
+            // Everything that can fail comes before the first change to `ws`.
+            let row = store_stmt(ws, &store, &extra)?;
             ws.state.upsert_store(store.clone())?;
             ws.state.set_store_latency(store.id, crate::velocity::channel_latency(&store));
             ws.store_extra.insert(store.id, extra);
-            out.push(store_stmt(ws, &store)?);
+            out.push(row);
             refresh_all(ws, now, &mut out);
             Reply::new(false, ws.store_view(&store))
         }
@@ -455,7 +531,16 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 ws.state.listings().filter(|l| stores.contains(&l.store)).map(|l| l.id).collect();
             let published = ws.state.recompute(&listings);
             for p in &published {
-                queue_push(ws, p, "sync_now", now, &mut out);
+                ws.published.insert(p.listing, *p);
+                // Sync now pushes every listing, also one whose figure the channel has.
+                let meta = Pending {
+                    queued_at: now,
+                    reason: PushReason::SyncNow,
+                    attempts: 0,
+                    next_attempt_at: None,
+                    generation: ws.seq + 1,
+                };
+                write_pending(ws, p.listing, meta, &mut out);
             }
             Reply::new(false, json!({"queued": published.len()}))
         }
@@ -481,6 +566,12 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 }
             }
             Reply::new(true, json!({"data": bodies}))
+        }
+        Command::Settle(settle) => {
+            for a in &settle.attempts {
+                settle_attempt(ws, settle.store, a, now, &mut out);
+            }
+            Reply::new(false, json!({"settled": settle.attempts.len()}))
         }
         Command::AgeSales => {
             let items = ws.sales.age(&mut ws.state, now);
@@ -538,8 +629,8 @@ fn item_stmt(ws: &Ws, item: &Item) -> Stmt {
     )
 }
 
-fn store_stmt(ws: &Ws, store: &Store) -> Result<Stmt, StoreError> {
-    let extra = ws.store_extra.get(&store.id).cloned().unwrap_or_default().sealed(&ws.key)?;
+fn store_stmt(ws: &Ws, store: &Store, extra: &StoreExtra) -> Result<Stmt, StoreError> {
+    let extra = extra.sealed(&ws.key)?;
     Ok(stmt(
         "INSERT INTO stores (workspace_id, id, code, doc) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (workspace_id, id) DO UPDATE SET code = excluded.code, doc = excluded.doc",
@@ -716,37 +807,159 @@ fn refresh_all(ws: &mut Ws, now: Timestamp, out: &mut Vec<Stmt>) {
     refresh(ws, &all, now, out);
 }
 
-/// Recomputes `listings`; each whose publication changed gets its new figure and one
-/// pending push (latest value wins).
+/// Recomputes `listings`; each whose figure moved away from what its channel was last
+/// told gets one pending push (latest value wins); one whose figure came back to it
+/// needs none.
 fn refresh(ws: &mut Ws, listings: &[ListingId], now: Timestamp, out: &mut Vec<Stmt>) {
     for p in ws.state.recompute(listings) {
-        let old = ws.published.get(&p.listing).copied();
-        let moved = old.map(|o| (o.quantity, o.sell_when_out_of_stock, o.show_backorder))
-            != Some((p.quantity, p.sell_when_out_of_stock, p.show_backorder));
-        if moved {
-            queue_push(ws, &p, "stock_change", now, out);
-        } else if old.map(|o| o.rule) != Some(p.rule) {
-            ws.published.insert(p.listing, p);
+        let old = ws.published.insert(p.listing, p);
+        if old.map(|o| figure(&o)) == Some(figure(&p)) {
+            continue;
+        }
+        let at_settled = ws.settled.get(&p.listing).map(figure) == Some(figure(&p));
+        match (ws.pending.contains_key(&p.listing), at_settled) {
+            // A round trip to what the channel has: no push.
+            (true, true) => {
+                ws.pending.remove(&p.listing);
+                out.push(Stmt::Row(Row::OutboxDone { ws: ws.id, listing: p.listing.0 }));
+            }
+            // Already queued: the push will carry this newer figure.
+            (true, false) | (false, true) => {}
+            (false, false) => {
+                let meta = Pending {
+                    queued_at: now,
+                    reason: PushReason::StockChange,
+                    attempts: 0,
+                    next_attempt_at: None,
+                    generation: ws.seq + 1,
+                };
+                write_pending(ws, p.listing, meta, out);
+            }
         }
     }
 }
 
-fn queue_push(ws: &mut Ws, p: &Published, reason: &str, now: Timestamp, out: &mut Vec<Stmt>) {
+/// Marks `listing` pending with `meta` and writes its outbox row: the figure it has now
+/// (`Ws::published`), the reason, and the settled figure it replaces.
+fn write_pending(ws: &mut Ws, listing: ListingId, meta: Pending, out: &mut Vec<Stmt>) {
     /// What a pending push says (serialized straight from borrowed parts: this runs for
-    /// every listing an order moves).
+    /// every listing an order first moves).
     #[derive(serde::Serialize)]
     struct PushDoc<'a> {
         old_quantity: Option<Qty>,
         published: &'a Published,
-        reason: &'a str,
+        reason: PushReason,
     }
-    let old = ws.published.insert(p.listing, *p);
-    if !ws.pending.insert(p.listing) {
-        // Already queued: the push will carry this newer figure.
+    let Some(p) = ws.published.get(&listing).copied() else { return };
+    let Some(store) = ws.state.listing(listing).map(|l| l.store) else { return };
+    ws.pending.insert(listing, meta);
+    let old_quantity = ws.settled.get(&listing).map(|s| s.quantity);
+    let doc = to_json(&PushDoc { old_quantity, published: &p, reason: meta.reason });
+    out.push(Stmt::Row(Row::Outbox {
+        ws: ws.id,
+        listing: listing.0,
+        store: store.0,
+        quantity: p.quantity,
+        doc,
+        at: meta.queued_at.0,
+        attempts: i64::from(meta.attempts),
+        next_attempt_at: meta.next_attempt_at.map(|t| t.0),
+        generation: meta.generation,
+    }));
+}
+
+/// Records one push attempt and what it settles: the sync record; for `ok`, `stale` and
+/// `drift` the figure the channel now has, written into the listing row; and the outbox
+/// row, which goes once the channel has the newest figure and stays (or comes back)
+/// while the figure moved again since the push was claimed.
+fn settle_attempt(ws: &mut Ws, store: StoreId, a: &SettledAttempt, now: Timestamp, out: &mut Vec<Stmt>) {
+    let Some(listing) = ws.state.listing(a.listing).filter(|l| l.store == store).cloned() else { return };
+    let detail = a.detail.as_deref().map(|d| truncate(d, SYNC_DETAIL_BYTES_MAX).to_string());
+    out.push(stmt(
+        "INSERT INTO sync_records (workspace_id, listing_id, store_id, item_id, old_quantity, new_quantity, reason, \
+         rule_id, rule_version, result, detail, created_at, status_code, attempt) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULLIF($11, ''), $12, $13, $14)",
+        vec![
+            ws.id.into(),
+            a.listing.0.into(),
+            store.0.into(),
+            listing.item.0.into(),
+            a.old_quantity.into(),
+            a.pushed.quantity.into(),
+            a.reason.as_str().into(),
+            a.pushed.rule.map(|r| r.id.0 as i64).into(),
+            a.pushed.rule.map(|r| i64::from(r.version)).into(),
+            a.result.as_str().into(),
+            // Text is always bound as text (an empty one stored as NULL): PostgreSQL
+            // prepares the statement once, with the first call's parameter types.
+            detail.unwrap_or_default().into(),
+            now.0.into(),
+            a.status_code.map(i64::from).into(),
+            i64::from(a.attempt).into(),
+        ],
+    ));
+    let channel_has = match a.result {
+        SyncResult::Ok => Some(a.pushed),
+        SyncResult::Stale { channel_quantity } | SyncResult::Drift { channel_quantity } => {
+            Some(Published { quantity: channel_quantity, ..a.pushed })
+        }
+        SyncResult::Retry | SyncResult::Failed => None,
+    };
+    let current = ws.published.get(&a.listing).copied();
+    if let Some(told) = channel_has {
+        ws.settled.insert(a.listing, told);
+        out.push(stmt(
+            "UPDATE listings SET published_quantity = $3, published_doc = $4 WHERE workspace_id = $1 AND id = $2",
+            vec![ws.id.into(), a.listing.0.into(), told.quantity.into(), to_json(&told).into()],
+        ));
+        if current.map(|c| figure(&c)) == Some(figure(&told)) {
+            if ws.pending.remove(&a.listing).is_some() {
+                out.push(Stmt::Row(Row::OutboxDone { ws: ws.id, listing: a.listing.0 }));
+            }
+        } else {
+            // The figure moved since the push was claimed (or the channel had another):
+            // a push of the newest figure stays queued, at once.
+            let meta = Pending {
+                queued_at: ws.pending.get(&a.listing).map_or(now, |m| m.queued_at),
+                reason: ws.pending.get(&a.listing).map_or(a.reason, |m| m.reason),
+                attempts: 0,
+                next_attempt_at: None,
+                generation: ws.seq + 1,
+            };
+            write_pending(ws, a.listing, meta, out);
+        }
         return;
     }
-    let doc = to_json(&PushDoc { old_quantity: old.map(|o| o.quantity), published: p, reason });
-    out.push(Stmt::Row(Row::Outbox { ws: ws.id, listing: p.listing.0, quantity: p.quantity, doc, at: now.0 }));
+    let Some(meta) = ws.pending.get(&a.listing).copied() else { return };
+    let moved = current.map(|c| figure(&c)) != Some(figure(&a.pushed));
+    match a.result {
+        // Refused: not tried again until the figure moves, unless it already has.
+        SyncResult::Failed if !moved => {
+            ws.pending.remove(&a.listing);
+            out.push(Stmt::Row(Row::OutboxDone { ws: ws.id, listing: a.listing.0 }));
+        }
+        SyncResult::Failed => {
+            let meta = Pending { attempts: 0, next_attempt_at: None, generation: ws.seq + 1, ..meta };
+            write_pending(ws, a.listing, meta, out);
+        }
+        _ => {
+            let meta =
+                Pending { attempts: a.attempt, next_attempt_at: a.next_attempt_at, generation: ws.seq + 1, ..meta };
+            write_pending(ws, a.listing, meta, out);
+        }
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> String {

@@ -19,14 +19,15 @@ pub mod secrets;
 pub mod velocity;
 pub mod workspace;
 mod writer;
+pub mod yardstick;
 
 pub use db::{Backend, Db};
-pub use exec::{Command, Reply};
+pub use exec::{Command, Reply, Settle, SettledAttempt, SyncResult};
 pub use writer::BATCH_COMMANDS_MAX;
 
 use sqlx::Row;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use stockpool_core::{BomError, CatalogError, OrderError, RuleError, StockError, Timestamp};
 use tokio::sync::{mpsc, oneshot};
@@ -112,6 +113,9 @@ pub struct Metrics {
     pub batches: AtomicU64,
     pub batch_failures: AtomicU64,
     pub orders_created: AtomicU64,
+    /// Workspaces read whole from the database (first use, another process's change, a
+    /// failed batch). Settling pushes must not move it (`tests/it/seam.rs`).
+    pub workspace_loads: AtomicU64,
 }
 
 /// Where the server reads time: the one clock seam. Tests pass a settable clock.
@@ -131,12 +135,27 @@ pub(crate) struct Job {
     pub reply: oneshot::Sender<Result<Reply, StoreError>>,
 }
 
+/// A cached workspace. A tokio lock, so a reader waiting for the writer's commit parks its
+/// task instead of blocking one of the server's threads.
+pub(crate) type WsHandle = Arc<tokio::sync::RwLock<Ws>>;
+
+/// How many times a read retries when the workspace it found was replaced under it (a
+/// failed batch poisoned it, or another process committed): each retry loads afresh.
+pub const READ_ATTEMPTS_MAX: usize = 3;
+
 pub(crate) struct Inner {
     pub db: Db,
     /// Seals channel credentials and webhook secrets at rest (`secrets.rs`).
     pub key: secrets::SecretKey,
-    pub cache: Mutex<HashMap<i64, Arc<RwLock<Ws>>>>,
+    /// The workspaces this process holds, each as last committed. The writer holds a
+    /// workspace's write lock from before it decides a batch until the batch has committed
+    /// (or failed and been poisoned), so a reader never sees a decision that is not durable:
+    /// releasing that lock is what publishes a batch (`writer.rs`).
+    pub cache: Mutex<HashMap<i64, WsHandle>>,
     pub clock: Clock,
+    /// Counts committed batches; moved after every commit, once the batch's workspaces are
+    /// published. Dispatchers wait on it instead of polling.
+    pub committed: tokio::sync::watch::Sender<u64>,
     pub metrics: Metrics,
     pub tokens: RwLock<HashMap<String, i64>>,
 }
@@ -168,6 +187,7 @@ impl Store {
             clock,
             metrics: Metrics::default(),
             tokens: RwLock::new(HashMap::new()),
+            committed: tokio::sync::watch::channel(0).0,
         });
         let (tx, rx) = mpsc::channel(WRITER_QUEUE_MAX);
         // The writer runs on a thread of its own with its own runtime and connection, so
@@ -223,38 +243,63 @@ impl Store {
 
     /// Reads from the workspace as last committed (reloaded first if another process
     /// changed it: a second `serve` on PostgreSQL, or the CLI beside a running server).
+    /// A batch the writer is committing is not seen until it has committed: the read waits
+    /// for it. A batch that failed is never seen.
     pub async fn read<T>(&self, ws: i64, f: impl FnOnce(&Ws) -> T) -> Result<T, StoreError> {
-        let cached = self.inner.cache.lock().unwrap().get(&ws).cloned();
-        let fresh = match cached {
-            Some(c) => {
-                let seq: i64 = sqlx::query_scalar("SELECT seq FROM workspaces WHERE id = $1")
-                    .bind(ws)
-                    .fetch_one(&self.inner.db.pool)
-                    .await?;
-                if c.read().unwrap().seq >= seq {
-                    c
-                } else {
-                    self.load(ws).await?
+        let seq: i64 = sqlx::query_scalar("SELECT seq FROM workspaces WHERE id = $1")
+            .bind(ws)
+            .fetch_optional(&self.inner.db.pool)
+            .await?
+            .ok_or_else(|| StoreError::not_found("workspace", &ws.to_string()))?;
+        let mut handle = self.inner.cache.lock().unwrap().get(&ws).cloned();
+        for _ in 0..READ_ATTEMPTS_MAX {
+            if let Some(h) = handle.take() {
+                let guard = h.read().await;
+                // A poisoned workspace has a negative `seq`, so it never passes.
+                if guard.seq >= seq {
+                    return Ok(f(&guard));
                 }
             }
-            None => self.load(ws).await?,
-        };
-        let guard = fresh.read().unwrap();
-        Ok(f(&guard))
+            handle = Some(self.load(ws).await?);
+        }
+        Err(StoreError::Unavailable)
     }
 
-    async fn load(&self, ws: i64) -> Result<Arc<RwLock<Ws>>, StoreError> {
+    /// Loads workspace `ws` as last committed and caches it unless the cache already holds
+    /// it at that point or later. Returns what the caller should read.
+    async fn load(&self, ws: i64) -> Result<WsHandle, StoreError> {
         let mut conn = self.inner.db.pool.acquire().await?;
         let loaded = Ws::load(&mut conn, &self.inner.key, ws, self.now()).await?;
+        self.inner.metrics.workspace_loads.fetch_add(1, Ordering::Relaxed);
         let mut cache = self.inner.cache.lock().unwrap();
-        match cache.get(&ws) {
-            Some(c) if c.read().unwrap().seq >= loaded.seq => Ok(c.clone()),
-            _ => {
-                let h = Arc::new(RwLock::new(loaded));
-                cache.insert(ws, h.clone());
-                Ok(h)
-            }
+        /// What to do with a freshly loaded copy.
+        enum Keep {
+            Cached,
+            Loaded,
+            Uncached,
         }
+        let keep = match cache.get(&ws).map(|c| c.try_read().map(|w| w.seq >= loaded.seq)) {
+            Some(Ok(true)) => Keep::Cached,
+            // The writer holds it (it is committing a batch on it): its copy is at least as
+            // new once published; read the loaded one without caching it.
+            Some(Err(_)) => Keep::Uncached,
+            Some(Ok(false)) | None => Keep::Loaded,
+        };
+        let loaded = Arc::new(tokio::sync::RwLock::new(loaded));
+        Ok(match keep {
+            Keep::Cached => cache[&ws].clone(),
+            Keep::Uncached => loaded,
+            Keep::Loaded => {
+                cache.insert(ws, loaded.clone());
+                loaded
+            }
+        })
+    }
+
+    /// A receiver that changes after every committed batch, once its workspaces are
+    /// published: what dispatchers wait on.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.committed.subscribe()
     }
 
     /// Expires every due order request and unpaid acceptance, in every workspace that has
@@ -283,13 +328,19 @@ impl Store {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, w)| w.read().unwrap().sales.next_change().is_some_and(|t| t <= now))
+            .filter(|(_, w)| w.try_read().is_ok_and(|w| w.sales.next_change().is_some_and(|t| t <= now)))
             .map(|(id, _)| *id)
             .collect();
         for ws in due {
             self.execute(ws, Command::AgeSales).await?;
         }
         Ok(swept)
+    }
+
+    /// Answers once the database does (`/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.db.fetch_all("SELECT 1", &[]).await?;
+        Ok(())
     }
 
     /// Pending pushes in the outbox, for `/metrics`.
@@ -360,7 +411,7 @@ impl Store {
     }
 }
 
-/// One push attempt to one listing, as recorded.
+/// One push attempt to one listing, as recorded (SPEC section 6).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyncRecord {
     pub id: i64,
@@ -372,31 +423,51 @@ pub struct SyncRecord {
     pub reason: String,
     pub rule: Option<(i64, i64)>,
     pub result: String,
+    pub status_code: Option<i64>,
     pub detail: Option<String>,
+    pub attempt: i64,
     pub created_at: i64,
 }
 
-/// Sync records returned by one query at most; the API pages within them.
-pub const SYNC_RECORDS_QUERY_MAX: i64 = 10_000;
+/// Which sync records to list: every filter is optional; `after` is the id the previous
+/// page ended on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SyncRecordQuery {
+    pub store: Option<i64>,
+    pub item: Option<i64>,
+    pub result: Option<String>,
+    /// Milliseconds since the epoch, inclusive.
+    pub since: Option<i64>,
+    /// Milliseconds since the epoch, exclusive.
+    pub until: Option<i64>,
+    pub after: Option<i64>,
+}
+
+/// Sync records one page returns at most (SPEC section 6: `limit` at most 1,000).
+pub const SYNC_RECORDS_PAGE_MAX: i64 = 1_000;
 
 impl Store {
-    /// Sync records of a workspace, newest last, filtered by store, item, result and time
-    /// (milliseconds since the epoch).
-    pub async fn sync_records(
-        &self,
-        ws: i64,
-        store: Option<i64>,
-        item: Option<i64>,
-        result: Option<String>,
-        since: Option<i64>,
-        until: Option<i64>,
-    ) -> Result<Vec<SyncRecord>, StoreError> {
+    /// One page of a workspace's sync records in id order (oldest first), at most `limit`
+    /// (capped at `SYNC_RECORDS_PAGE_MAX`), after the id `q.after`. Paged in SQL on the
+    /// `(workspace_id, id)` index, so a page costs the same however many records exist.
+    pub async fn sync_records(&self, ws: i64, q: &SyncRecordQuery, limit: i64) -> Result<Vec<SyncRecord>, StoreError> {
+        let limit = limit.clamp(1, SYNC_RECORDS_PAGE_MAX);
         let rows = sqlx::query_with(
-            "SELECT id, listing_id, store_id, item_id, old_quantity, new_quantity, reason, rule_id, rule_version, result, detail, created_at \
-             FROM sync_records WHERE workspace_id = $1 AND ($2 IS NULL OR store_id = $2) AND ($3 IS NULL OR item_id = $3) \
-             AND ($4 = '' OR result = $4) AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6) \
-             ORDER BY id LIMIT $7",
-            db::args(&[ws.into(), store.into(), item.into(), result.unwrap_or_default().into(), since.into(), until.into(), SYNC_RECORDS_QUERY_MAX.into()]),
+            "SELECT id, listing_id, store_id, item_id, old_quantity, new_quantity, reason, rule_id, rule_version, result, \
+                    status_code, detail, attempt, created_at \
+             FROM sync_records WHERE workspace_id = $1 AND id > $2 AND ($3 IS NULL OR store_id = $3) \
+             AND ($4 IS NULL OR item_id = $4) AND ($5 = '' OR result = $5) AND ($6 IS NULL OR created_at >= $6) \
+             AND ($7 IS NULL OR created_at < $7) ORDER BY id LIMIT $8",
+            db::args(&[
+                ws.into(),
+                q.after.unwrap_or(0).into(),
+                q.store.into(),
+                q.item.into(),
+                q.result.clone().unwrap_or_default().into(),
+                q.since.into(),
+                q.until.into(),
+                limit.into(),
+            ]),
         )
         .fetch_all(&self.inner.db.pool)
         .await?;
@@ -414,8 +485,10 @@ impl Store {
                     reason: r.try_get(6)?,
                     rule: rule_id.zip(rule_version),
                     result: r.try_get(9)?,
-                    detail: r.try_get(10)?,
-                    created_at: r.try_get(11)?,
+                    status_code: r.try_get(10)?,
+                    detail: r.try_get(11)?,
+                    attempt: r.try_get(12)?,
+                    created_at: r.try_get(13)?,
                 })
             })
             .collect()

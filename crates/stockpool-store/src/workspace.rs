@@ -15,8 +15,32 @@ use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use stockpool_core::bom::capacity;
-use stockpool_core::ids::{IdMap, IdSet};
+use stockpool_core::ids::IdMap;
 use stockpool_core::*;
+
+/// What an outbox row says beyond its bookkeeping columns.
+#[derive(serde::Deserialize)]
+struct QueuedDoc {
+    #[serde(default = "stock_change")]
+    reason: PushReason,
+}
+
+fn stock_change() -> PushReason {
+    PushReason::StockChange
+}
+
+/// One queued push as a dispatcher sees it: the listing's channel ids, the newest committed
+/// figure, what the channel was last told, and the row's bookkeeping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingPush {
+    pub listing: ListingId,
+    pub external_id: String,
+    pub store_sku: String,
+    pub sku: String,
+    pub figure: Published,
+    pub settled: Option<Published>,
+    pub meta: Pending,
+}
 
 /// A workspace in memory.
 #[derive(Clone)]
@@ -30,15 +54,59 @@ pub struct Ws {
     /// What each listing publishes now: the figure the channel got, or for a pending
     /// listing the newest figure, which its push will carry.
     pub published: IdMap<ListingId, Published>,
-    /// Listings with a push queued (a row in the outbox). While a listing is pending, a
-    /// new figure only changes `published`: the push delivers whatever is newest.
-    pub pending: IdSet<ListingId>,
+    /// What each listing's channel was last told, as settled by a push (the listing row's
+    /// `published_doc`). Absent: never pushed.
+    pub settled: IdMap<ListingId, Published>,
+    /// Listings with a push queued (a row in the outbox), with the row's bookkeeping.
+    /// While a listing is pending, a new figure only changes `published`: the push
+    /// delivers whatever is newest.
+    pub pending: IdMap<ListingId, Pending>,
     /// Connection settings per store, secrets in the clear (sealed in the database).
     pub store_extra: IdMap<StoreId, StoreExtra>,
     /// The key that seals `store_extra`'s secrets when they are written.
     pub key: SecretKey,
     /// Recent sales per (store, item), the input of `buffer: auto` (`velocity.rs`).
     pub sales: Sales,
+}
+
+/// A queued push's bookkeeping: its outbox row without the figure (which is `published`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// When the figure first moved away from the settled one.
+    pub queued_at: Timestamp,
+    /// Why it was queued (`stock_change`, `sync_now`).
+    pub reason: PushReason,
+    /// Attempts made so far (a retry keeps the row).
+    pub attempts: u32,
+    /// Not before this time (backoff after a retry); `None`: at once.
+    pub next_attempt_at: Option<Timestamp>,
+    /// The workspace `seq` of the commit that last wrote the row: a dispatcher that claimed
+    /// an older generation knows the row was rewritten since.
+    pub generation: i64,
+}
+
+/// Why a push was queued, as its sync records say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushReason {
+    StockChange,
+    SyncNow,
+    Reconcile,
+}
+
+impl PushReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushReason::StockChange => "stock_change",
+            PushReason::SyncNow => "sync_now",
+            PushReason::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// The parts of a figure a channel is told (the rule that decided it is not pushed).
+pub fn figure(p: &Published) -> (Qty, bool, bool) {
+    (p.quantity, p.sell_when_out_of_stock, p.show_backorder)
 }
 
 fn get_i64(row: &AnyRow, i: usize) -> Result<i64, StoreError> {
@@ -118,6 +186,7 @@ impl Ws {
             return Err(StoreError::Corrupt(format!("the bill of materials of item {item} no longer validates")));
         }
         let mut published = IdMap::default();
+        let mut settled = IdMap::default();
         for r in rows(
             conn,
             "SELECT id, store_id, external_id, store_sku, item_id, status, published_doc FROM listings WHERE workspace_id = $1 ORDER BY id",
@@ -136,6 +205,7 @@ impl Ws {
             if let Ok(text) = r.try_get::<String, _>(6) {
                 if let Ok(p) = serde_json::from_str::<Published>(&text) {
                     published.insert(listing.id, p);
+                    settled.insert(listing.id, p);
                 }
             }
             state.upsert_listing(listing).map_err(|e| corrupt(&e))?;
@@ -143,10 +213,28 @@ impl Ws {
         // A pending listing's figure is newer than its row's `published_doc` (the figure
         // last settled): it is recomputed from the loaded state below.
         let mut queued = Vec::new();
-        for r in rows(conn, "SELECT listing_id FROM outbox WHERE workspace_id = $1 ORDER BY listing_id", id).await? {
+        let mut pending = IdMap::default();
+        for r in rows(
+            conn,
+            "SELECT listing_id, queued_at, doc, attempts, next_attempt_at, generation FROM outbox WHERE workspace_id = $1 ORDER BY listing_id",
+            id,
+        )
+        .await?
+        {
             let listing = ListingId(get_i64(&r, 0)? as u64);
             if state.listing(listing).is_some() {
                 queued.push(listing);
+                let queued_doc: QueuedDoc = doc(&r, 2)?;
+                pending.insert(
+                    listing,
+                    Pending {
+                        queued_at: Timestamp(get_i64(&r, 1)?),
+                        reason: queued_doc.reason,
+                        attempts: get_i64(&r, 3)? as u32,
+                        next_attempt_at: r.try_get::<Option<i64>, _>(4)?.map(Timestamp),
+                        generation: get_i64(&r, 5)?,
+                    },
+                );
             }
         }
         for r in rows(conn, "SELECT doc FROM rules WHERE workspace_id = $1 ORDER BY id", id).await? {
@@ -178,18 +266,42 @@ impl Ws {
         for p in state.recompute(&queued) {
             published.insert(p.listing, p);
         }
-        let pending: IdSet<ListingId> = queued.into_iter().collect();
         Ok(Ws {
             id,
             seq: get_i64(&head, 0)?,
             next_id: get_i64(&head, 1)? as u64,
             state,
             published,
+            settled,
             pending,
             store_extra,
             key: key.clone(),
             sales,
         })
+    }
+
+    /// The listings of `store` with a push queued, oldest first: what its dispatcher
+    /// hands the push policy.
+    pub fn pending_pushes(&self, store: StoreId) -> Vec<PendingPush> {
+        let mut out: Vec<PendingPush> = self
+            .pending
+            .iter()
+            .filter_map(|(&listing, meta)| {
+                let l = self.state.listing(listing).filter(|l| l.store == store)?;
+                let figure = self.published.get(&listing).copied().or_else(|| self.state.published(listing))?;
+                Some(PendingPush {
+                    listing,
+                    external_id: l.external_id.clone(),
+                    store_sku: l.store_sku.clone(),
+                    sku: self.sku(l.item),
+                    figure,
+                    settled: self.settled.get(&listing).copied(),
+                    meta: *meta,
+                })
+            })
+            .collect();
+        out.sort_by_key(|p| (p.meta.queued_at, p.listing));
+        out
     }
 
     pub fn new_id(&mut self) -> u64 {

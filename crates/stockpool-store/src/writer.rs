@@ -9,6 +9,13 @@
 //! (group commit). Every stock level is written with the guard `0 <= reserved <= on_hand`
 //! in the statement itself, so a decision made on stale data fails instead of landing.
 //!
+//! Commit, then publish (`Locked`): the writer holds the write lock of every workspace in
+//! the batch from before it decides until the commit has returned, so no reader and no
+//! dispatcher sees a decision before it is durable; releasing the locks publishes the
+//! batch, and the `committed` watch then wakes the dispatchers. A batch that fails at any
+//! step poisons the workspaces it touched before it lets go of them: they leave the cache,
+//! and whoever reads next loads the last commit from the database.
+//!
 //! Two ways to the database (`Conn`):
 //! - SQLite: a synchronous connection (rusqlite, on the same SQLite library as sqlx) owned
 //!   by the writer thread, `BEGIN IMMEDIATE`, one cached prepared statement per row kind:
@@ -22,20 +29,19 @@
 //!   the hot rows go in one statement per table, each column one array parameter
 //!   (`unnest`): a fixed statement text, prepared once.
 //!
-//! If a batch fails, the caches it touched are dropped and each command is retried alone,
-//! so one bad command fails only itself.
+//! If a batch fails, each command is retried alone, so one bad command fails only itself.
 
 use crate::db::{args, Arg, Backend, Db};
 use crate::exec::{execute, Reply, Row as HotRow, Stmt};
 use crate::workspace::Ws;
-use crate::{Inner, Job, StoreError};
+use crate::{Inner, Job, StoreError, WsHandle};
 use rusqlite::OptionalExtension;
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, OwnedRwLockWriteGuard};
 
 /// Commands committed together at most. Bounds a transaction's size and the latency the
 /// last command in a batch waits.
@@ -126,37 +132,86 @@ async fn batch(inner: &Inner, conn: &mut Conn, work: &[(i64, &crate::Command)]) 
     };
     inner.metrics.batches.fetch_add(1, Ordering::Relaxed);
     if out.is_err() {
+        // `Locked` poisoned and dropped the caches the batch touched on its way out.
         inner.metrics.batch_failures.fetch_add(1, Ordering::Relaxed);
-        // The caches may hold decisions that were never committed: drop them.
-        let mut cache = inner.cache.lock().unwrap();
-        for (ws, _) in work {
-            cache.remove(ws);
-        }
     }
     out
 }
 
-type Handle = Arc<RwLock<Ws>>;
+/// A workspace the writer holds for a batch.
+type Guard = OwnedRwLockWriteGuard<Ws>;
 
-/// The cached workspace `id` if the database has it at `seq`; `Err` if it has none.
-fn cached(inner: &Inner, id: i64, seq: Option<i64>) -> Result<Option<Handle>, StoreError> {
-    let Some(seq) = seq else { return Err(StoreError::not_found("workspace", &id.to_string())) };
-    let cached = inner.cache.lock().unwrap().get(&id).cloned();
-    Ok(cached.filter(|c| c.read().unwrap().seq == seq))
+/// The `seq` of a workspace whose cached copy holds decisions that were never committed:
+/// below every real `seq`, so no reader and no writer takes it for current.
+pub(crate) const POISONED: i64 = -1;
+
+/// The workspaces of one batch, write-locked from before the batch decides until after it
+/// commits. Readers wait on these locks, so they see the batch only once it is durable:
+/// releasing them is what publishes it. Dropped without `publish` (the batch failed at any
+/// step and its transaction rolled back), every workspace is poisoned and dropped from the
+/// cache before its lock is released, so nothing the batch decided is ever seen.
+struct Locked<'a> {
+    inner: &'a Inner,
+    guards: Vec<(i64, Guard)>,
+    published: bool,
 }
 
-/// Loads workspace `id` through `conn` (which must see the last commit: the caller holds
-/// the write lock) and caches it.
-async fn load(
-    inner: &Inner,
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-    now: stockpool_core::Timestamp,
-) -> Result<Handle, StoreError> {
-    let ws = Ws::load(conn, &inner.key, id, now).await?;
-    let h = Arc::new(RwLock::new(ws));
-    inner.cache.lock().unwrap().insert(id, h.clone());
-    Ok(h)
+impl<'a> Locked<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        Locked { inner, guards: Vec::new(), published: false }
+    }
+
+    /// Takes the cached workspace `id` if the database has it at `seq`; `Ok(false)` if the
+    /// cache has no current copy (the caller loads it), `Err` if the database has none.
+    async fn take_cached(&mut self, id: i64, seq: Option<i64>) -> Result<bool, StoreError> {
+        let Some(seq) = seq else { return Err(StoreError::not_found("workspace", &id.to_string())) };
+        let Some(handle) = self.inner.cache.lock().unwrap().get(&id).cloned() else { return Ok(false) };
+        let guard = handle.write_owned().await;
+        if guard.seq != seq {
+            return Ok(false);
+        }
+        self.guards.push((id, guard));
+        Ok(true)
+    }
+
+    /// Loads workspace `id` through `conn` (which must see the last commit: the caller
+    /// holds the database's write lock) and takes it.
+    async fn take_loaded(
+        &mut self,
+        id: i64,
+        conn: &mut sqlx::AnyConnection,
+        now: stockpool_core::Timestamp,
+    ) -> Result<(), StoreError> {
+        let ws = Ws::load(conn, &self.inner.key, id, now).await?;
+        self.inner.metrics.workspace_loads.fetch_add(1, Ordering::Relaxed);
+        let handle: WsHandle = Arc::new(tokio::sync::RwLock::new(ws));
+        let guard = handle.clone().try_write_owned().expect("nobody else has a lock just made");
+        self.inner.cache.lock().unwrap().insert(id, handle);
+        self.guards.push((id, guard));
+        Ok(())
+    }
+
+    /// The batch committed: release its workspaces to readers, then tell the dispatchers.
+    fn publish(mut self) {
+        self.published = true;
+        self.guards.clear();
+        self.inner.committed.send_modify(|n| *n += 1);
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if self.published {
+            return;
+        }
+        let mut cache = self.inner.cache.lock().unwrap();
+        for (id, guard) in &mut self.guards {
+            guard.seq = POISONED;
+            if cache.get(id).is_some_and(|h| Arc::ptr_eq(h, OwnedRwLockWriteGuard::rwlock(guard))) {
+                cache.remove(id);
+            }
+        }
+    }
 }
 
 /// What deciding a batch produced: each command's result, the catalog SQL in order, the
@@ -170,18 +225,15 @@ struct Decided {
 /// Decides every command of `work` on its (locked, current) workspace. Writes nothing.
 fn decide(
     inner: &Inner,
-    handles: &[(i64, Handle)],
+    locked: &mut Locked<'_>,
     work: &[(i64, &crate::Command)],
     now: stockpool_core::Timestamp,
 ) -> Decided {
     let mut out = Decided { results: Vec::with_capacity(work.len()), sql: Vec::new(), rows: Coalesced::default() };
     for (ws_id, cmd) in work {
-        let handle = &handles.iter().find(|(id, _)| id == ws_id).expect("locked above").1;
+        let ws = &mut locked.guards.iter_mut().find(|(id, _)| id == ws_id).expect("locked above").1;
         inner.metrics.commands.fetch_add(1, Ordering::Relaxed);
-        let decided = {
-            let mut ws = handle.write().unwrap();
-            execute(&mut ws, cmd, now)
-        };
+        let decided = execute(ws, cmd, now);
         match decided {
             Ok((reply, stmts)) => {
                 for s in stmts {
@@ -201,12 +253,13 @@ fn decide(
     out
 }
 
-/// Bumps each workspace's sequence in its cache; returns `(id, seq, next_id)` to store.
-fn bump(handles: &[(i64, Handle)]) -> Vec<(i64, i64, u64)> {
-    handles
-        .iter()
-        .map(|(id, handle)| {
-            let mut ws = handle.write().unwrap();
+/// Bumps each workspace's sequence in its (still locked) cache; returns
+/// `(id, seq, next_id)` to store.
+fn bump(locked: &mut Locked<'_>) -> Vec<(i64, i64, u64)> {
+    locked
+        .guards
+        .iter_mut()
+        .map(|(id, ws)| {
             ws.seq += 1;
             (*id, ws.seq, ws.next_id)
         })
@@ -241,25 +294,24 @@ async fn batch_postgres(inner: &Inner, db: &Db, work: &[(i64, &crate::Command)])
     // Lock the batch's workspaces in id order, and bring each cache up to date.
     let ids: BTreeSet<i64> = work.iter().map(|(ws, _)| *ws).collect();
     let lock_sql = "SELECT seq FROM workspaces WHERE id = $1 FOR UPDATE";
-    let mut handles = Vec::with_capacity(ids.len());
+    let mut locked = Locked::new(inner);
     for &id in &ids {
         let row = sqlx::query_with(lock_sql, args(&[id.into()])).fetch_optional(&mut *tx).await?;
         let seq = row.map(|r| r.try_get::<i64, _>(0)).transpose()?;
-        let handle = match cached(inner, id, seq)? {
-            Some(h) => h,
-            None => load(inner, &mut tx, id, now).await?,
-        };
-        handles.push((id, handle));
+        if !locked.take_cached(id, seq).await? {
+            locked.take_loaded(id, &mut tx, now).await?;
+        }
     }
-    let Decided { results, sql, rows } = decide(inner, &handles, work, now);
+    let Decided { results, sql, rows } = decide(inner, &mut locked, work, now);
     let decided_at = started.elapsed();
     for (sql, values) in &sql {
         sqlx::query_with(sql, args(values)).execute(&mut *tx).await?;
     }
-    let workspaces = bump(&handles);
+    let workspaces = bump(&mut locked);
     rows.write_postgres(&mut tx, &workspaces).await?;
     let written_at = started.elapsed();
     tx.commit().await?;
+    locked.publish();
     log_batch(work.len(), started, begun_at, decided_at, written_at);
     Ok(results)
 }
@@ -304,19 +356,17 @@ async fn batch_sqlite(
     let begun_at = started.elapsed();
     let now = (inner.clock)();
     let ids: BTreeSet<i64> = work.iter().map(|(ws, _)| *ws).collect();
-    let mut handles = Vec::with_capacity(ids.len());
+    let mut locked = Locked::new(inner);
     for &id in &ids {
         let seq: Option<i64> = lite
             .prepare_cached("SELECT seq FROM workspaces WHERE id = ?1")?
             .query_row([id], |r| r.get(0))
             .optional()?;
-        let handle = match cached(inner, id, seq)? {
-            Some(h) => h,
-            None => load(inner, &mut *db.pool.acquire().await?, id, now).await?,
-        };
-        handles.push((id, handle));
+        if !locked.take_cached(id, seq).await? {
+            locked.take_loaded(id, &mut *db.pool.acquire().await?, now).await?;
+        }
     }
-    let Decided { results, sql, rows } = decide(inner, &handles, work, now);
+    let Decided { results, sql, rows } = decide(inner, &mut locked, work, now);
     let decided_at = started.elapsed();
     for (sql, values) in &sql {
         lite_execute(lite, sql, values)?;
@@ -325,11 +375,12 @@ async fn batch_sqlite(
     let written_at = started.elapsed();
     {
         let mut st = lite.prepare_cached("UPDATE workspaces SET seq = ?1, next_id = ?2 WHERE id = ?3")?;
-        for (id, seq, next_id) in bump(&handles) {
+        for (id, seq, next_id) in bump(&mut locked) {
             st.execute(rusqlite::params![seq, next_id as i64, id])?;
         }
     }
     tx.commit()?;
+    locked.publish();
     log_batch(work.len(), started, begun_at, decided_at, written_at);
     Ok(results)
 }
@@ -372,7 +423,8 @@ struct Coalesced {
     levels: BTreeMap<(i64, u64, u64), (i64, i64)>,
     orders: BTreeMap<(i64, u64), Vec<Arg>>,
     cards: BTreeMap<(i64, u64), Vec<Arg>>,
-    outbox: BTreeMap<(i64, u64), Vec<Arg>>,
+    /// The last version of each listing's outbox row; `None`: the row goes.
+    outbox: BTreeMap<(i64, u64), Option<Vec<Arg>>>,
 }
 
 impl Coalesced {
@@ -411,9 +463,22 @@ impl Coalesced {
             HotRow::Card { ws, id, status, doc } => {
                 self.cards.insert((ws, id), vec![ws.into(), id.into(), status.into(), doc.into()]);
             }
-            HotRow::Outbox { ws, listing, quantity, doc, at } => {
-                self.outbox
-                    .insert((ws, listing), vec![ws.into(), listing.into(), quantity.into(), doc.into(), at.into()]);
+            HotRow::Outbox { ws, listing, store, quantity, doc, at, attempts, next_attempt_at, generation } => {
+                let values = vec![
+                    ws.into(),
+                    listing.into(),
+                    store.into(),
+                    quantity.into(),
+                    doc.into(),
+                    at.into(),
+                    attempts.into(),
+                    next_attempt_at.into(),
+                    generation.into(),
+                ];
+                self.outbox.insert((ws, listing), Some(values));
+            }
+            HotRow::OutboxDone { ws, listing } => {
+                self.outbox.insert((ws, listing), None);
             }
         }
     }
@@ -449,12 +514,17 @@ impl Coalesced {
             cd AS (INSERT INTO cards (workspace_id, id, status, doc) \
               SELECT * FROM unnest($22::text::bigint[], $23::text::bigint[], $24::text::text[], $25::text::text[]) \
               ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, doc = excluded.doc), \
-            ob AS (INSERT INTO outbox (workspace_id, listing_id, quantity, doc, queued_at) \
-              SELECT * FROM unnest($26::text::bigint[], $27::text::bigint[], $28::text::bigint[], $29::text::text[], $30::text::bigint[]) \
+            ob AS (INSERT INTO outbox (workspace_id, listing_id, store_id, quantity, doc, queued_at, attempts, next_attempt_at, generation) \
+              SELECT * FROM unnest($26::text::bigint[], $27::text::bigint[], $28::text::bigint[], $29::text::bigint[], \
+              $30::text::text[], $31::text::bigint[], $32::text::bigint[], $33::text::bigint[], $34::text::bigint[]) \
               ON CONFLICT (workspace_id, listing_id) \
-              DO UPDATE SET quantity = excluded.quantity, doc = excluded.doc, queued_at = excluded.queued_at), \
+              DO UPDATE SET store_id = excluded.store_id, quantity = excluded.quantity, doc = excluded.doc, \
+              queued_at = excluded.queued_at, attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at, \
+              generation = excluded.generation), \
+            obd AS (DELETE FROM outbox USING unnest($35::text::bigint[], $36::text::bigint[]) AS v(w, l) \
+              WHERE outbox.workspace_id = v.w AND outbox.listing_id = v.l), \
             ws AS (UPDATE workspaces SET seq = v.s, next_id = v.n \
-              FROM unnest($31::text::bigint[], $32::text::bigint[], $33::text::bigint[]) AS v(id, s, n) \
+              FROM unnest($37::text::bigint[], $38::text::bigint[], $39::text::bigint[]) AS v(id, s, n) \
               WHERE workspaces.id = v.id) \
             SELECT count(*) FROM lv";
         let levels: Vec<Vec<Arg>> = self
@@ -475,14 +545,22 @@ impl Coalesced {
             levels.into_iter().filter(|v| v[3] != Arg::I64(0) || v[4] != Arg::I64(0)).collect();
         let orders: Vec<Vec<Arg>> = self.orders.into_values().collect();
         let cards: Vec<Vec<Arg>> = self.cards.into_values().collect();
-        let outbox: Vec<Vec<Arg>> = self.outbox.into_values().collect();
+        let mut outbox: Vec<Vec<Arg>> = Vec::new();
+        let mut outbox_done: Vec<Vec<Arg>> = Vec::new();
+        for ((ws, listing), row) in self.outbox {
+            match row {
+                Some(values) => outbox.push(values),
+                None => outbox_done.push(vec![ws.into(), listing.into()]),
+            }
+        }
         let workspaces: Vec<Vec<Arg>> =
             workspaces.iter().map(|&(id, seq, next_id)| vec![id.into(), seq.into(), next_id.into()]).collect();
         let mut params = columns(&changed, 5);
         params.extend(columns(&self.movements, 8));
         params.extend(columns(&orders, 8));
         params.extend(columns(&cards, 4));
-        params.extend(columns(&outbox, 5));
+        params.extend(columns(&outbox, 9));
+        params.extend(columns(&outbox_done, 2));
         params.extend(columns(&workspaces, 3));
         let row = sqlx::query_with(WRITE, args(&params)).fetch_one(&mut **tx).await?;
         let levels_changed: i64 = row.try_get(0)?;
@@ -547,12 +625,18 @@ impl Coalesced {
             st.execute(params_from_iter(row))?;
         }
         let mut st = c.prepare_cached(
-            "INSERT INTO outbox (workspace_id, listing_id, quantity, doc, queued_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (workspace_id, listing_id) \
-             DO UPDATE SET quantity = excluded.quantity, doc = excluded.doc, queued_at = excluded.queued_at",
+            "INSERT INTO outbox (workspace_id, listing_id, store_id, quantity, doc, queued_at, attempts, next_attempt_at, generation) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (workspace_id, listing_id) \
+             DO UPDATE SET store_id = excluded.store_id, quantity = excluded.quantity, doc = excluded.doc, \
+             queued_at = excluded.queued_at, attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at, \
+             generation = excluded.generation",
         )?;
-        for row in self.outbox.values() {
-            st.execute(params_from_iter(row))?;
+        let mut done = c.prepare_cached("DELETE FROM outbox WHERE workspace_id = ?1 AND listing_id = ?2")?;
+        for (&(ws, listing), row) in &self.outbox {
+            match row {
+                Some(values) => st.execute(params_from_iter(values))?,
+                None => done.execute(rusqlite::params![ws, listing as i64])?,
+            };
         }
         Ok(())
     }

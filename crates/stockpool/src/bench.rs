@@ -506,106 +506,6 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres:") || url.starts_with("postgresql:")
 }
 
-/// Single-row durable INSERTs on one connection, one commit each, for `RAW_DURATION`: a
-/// file beside the database (same disk, WAL, synchronous=FULL), removed afterwards.
-async fn raw_sqlite(db: &Path) -> anyhow::Result<f64> {
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-    use sqlx::Connection;
-    let mut raw = db.as_os_str().to_owned();
-    raw.push("-raw");
-    let raw = PathBuf::from(raw);
-    remove_sqlite_files(&raw);
-    let opts = SqliteConnectOptions::new()
-        .filename(&raw)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full);
-    let mut conn =
-        sqlx::SqliteConnection::connect_with(&opts).await.with_context(|| format!("opening {}", raw.display()))?;
-    sqlx::query("CREATE TABLE raw_orders (id INTEGER PRIMARY KEY, channel TEXT, ext_id TEXT, sku TEXT, qty INTEGER, created_at INTEGER)")
-        .execute(&mut conn)
-        .await?;
-    let start = Instant::now();
-    let mut n: u64 = 0;
-    let mut failed = None;
-    while start.elapsed() < RAW_DURATION {
-        let done =
-            sqlx::query("INSERT INTO raw_orders (channel, ext_id, sku, qty, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .bind("shopify")
-                .bind(format!("raw-{n}"))
-                .bind("SKU00001")
-                .bind(1_i64)
-                .bind(n as i64)
-                .execute(&mut conn)
-                .await;
-        if let Err(e) = done {
-            failed = Some(e);
-            break;
-        }
-        n += 1;
-    }
-    let rate = per_second(n, start, failed);
-    let _ = conn.close().await;
-    remove_sqlite_files(&raw);
-    rate
-}
-
-fn remove_sqlite_files(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(p));
-    }
-}
-
-/// Commits per second, or the error that stopped the loop.
-fn per_second(n: u64, start: Instant, failed: Option<sqlx::Error>) -> anyhow::Result<f64> {
-    match failed {
-        Some(e) => Err(anyhow::Error::new(e).context("raw single-row INSERT")),
-        None => Ok(n as f64 / start.elapsed().as_secs_f64()),
-    }
-}
-
-/// The same on PostgreSQL: a table in the database under test, dropped afterwards;
-/// `synchronous_commit` is forced on so every commit waits for its WAL flush.
-async fn raw_postgres(url: &str, run_id: &str) -> anyhow::Result<f64> {
-    use sqlx::Connection;
-    let mut conn =
-        sqlx::PgConnection::connect(url).await.context("connecting to PostgreSQL for the raw measurement")?;
-    let table = format!("stockpool_bench_raw_{run_id}");
-    sqlx::query("SET synchronous_commit = on").execute(&mut conn).await?;
-    sqlx::query(&format!(
-        "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, channel TEXT, ext_id TEXT, sku TEXT, qty BIGINT, created_at BIGINT)"
-    ))
-    .execute(&mut conn)
-    .await?;
-    let insert = format!("INSERT INTO {table} (channel, ext_id, sku, qty, created_at) VALUES ($1, $2, $3, $4, $5)");
-    let start = Instant::now();
-    let mut n: u64 = 0;
-    let mut failed = None;
-    while start.elapsed() < RAW_DURATION {
-        let done = sqlx::query(&insert)
-            .bind("shopify")
-            .bind(format!("raw-{n}"))
-            .bind("SKU00001")
-            .bind(1_i64)
-            .bind(n as i64)
-            .execute(&mut conn)
-            .await;
-        if let Err(e) = done {
-            failed = Some(e);
-            break;
-        }
-        n += 1;
-    }
-    let rate = per_second(n, start, failed);
-    let dropped = sqlx::query(&format!("DROP TABLE {table}")).execute(&mut conn).await;
-    let _ = conn.close().await;
-    let rate = rate?;
-    dropped?;
-    Ok(rate)
-}
-
 /// `pgbench` on PATH, if any.
 fn find_pgbench() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -663,11 +563,7 @@ async fn run_bounded(mut cmd: std::process::Command, limit: Duration) -> anyhow:
 /// pgbench TPC-B on a database of its own in the same cluster: `-i -s PGBENCH_SCALE`,
 /// then the bench's client count and duration. Returns tps.
 async fn pgbench(pgbench: &Path, url: &str, clients: usize, duration: u64) -> anyhow::Result<f64> {
-    use sqlx::Connection;
-    let mut admin = sqlx::PgConnection::connect(url).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {PGBENCH_DATABASE}")).execute(&mut admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {PGBENCH_DATABASE}"))
-        .execute(&mut admin)
+    stockpool_store::yardstick::create_scratch_database(url, PGBENCH_DATABASE)
         .await
         .context("creating a database for pgbench (needs CREATEDB)")?;
     let target = with_database(url, PGBENCH_DATABASE)?;
@@ -686,8 +582,7 @@ async fn pgbench(pgbench: &Path, url: &str, clients: usize, duration: u64) -> an
             .with_context(|| format!("no tps in pgbench's output: {}", text.trim()))
     }
     .await;
-    let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {PGBENCH_DATABASE}")).execute(&mut admin).await;
-    let _ = admin.close().await;
+    let dropped = stockpool_store::yardstick::drop_scratch_database(url, PGBENCH_DATABASE).await;
     let tps = result?;
     dropped?;
     Ok(tps)
@@ -696,7 +591,7 @@ async fn pgbench(pgbench: &Path, url: &str, clients: usize, duration: u64) -> an
 async fn raw(url: &str, run_id: &str, args: &BenchArgs) -> Raw {
     let mut out = Raw::default();
     if is_postgres(url) {
-        match raw_postgres(url, run_id).await {
+        match stockpool_store::yardstick::raw_postgres(url, run_id, RAW_DURATION).await {
             Ok(r) => out.single_row_tx_per_s = Some(r),
             Err(e) => out.notes.push(format!("raw single-row measurement failed: {e:#}")),
         }
@@ -709,7 +604,7 @@ async fn raw(url: &str, run_id: &str, args: &BenchArgs) -> Raw {
         }
     } else {
         match stockpool_store::db::sqlite_file(url) {
-            Some(path) => match raw_sqlite(&path).await {
+            Some(path) => match stockpool_store::yardstick::raw_sqlite(&path, RAW_DURATION).await {
                 Ok(r) => out.single_row_tx_per_s = Some(r),
                 Err(e) => out.notes.push(format!("raw single-row measurement failed: {e:#}")),
             },

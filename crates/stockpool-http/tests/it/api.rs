@@ -61,13 +61,13 @@ both!(spec_section_6_examples_work_as_written, |app: TestApp| async move {
     assert_eq!(order["lines"][0]["status"], "confirmed");
     assert_eq!(app.get(&format!("/api/v1/listings/{id}")).await.body["published_quantity"], 5);
     let sync = app.post("/api/v1/sync", json!({"store":"etsy"})).await;
-    assert_eq!(expect(&sync, 200)["queued"], 1);
+    assert_eq!(expect(&sync, 202)["queued"], 1);
     assert_eq!(app.check().await, Vec::<String>::new());
     // Another server on the same database knows the newest figure. The push was queued
     // when the listing was created (12, nothing pushed yet); the rule's move to 6 and the
     // order's to 5 wrote no second push (the queued one will carry the newest figure), and
-    // loading recomputes every pending listing's figure from the stored stock: 5, not the
-    // 12 in the queued row.
+    // loading recomputes every pending listing's figure from the stored stock: 5. Sync now
+    // then wrote the queued push again, with the newest figure and its own reason.
     let (other, _writer) =
         stockpool_store::Store::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
     let ws = other.ensure_workspace("test").await.unwrap();
@@ -76,11 +76,12 @@ both!(spec_section_6_examples_work_as_written, |app: TestApp| async move {
         .await
         .unwrap();
     assert_eq!(published, vec![Some(5)]);
-    // One pending push, still as queued: the first figure, and no settled one before it.
+    // One pending push, and no settled figure before it.
     let rows = other.db().fetch_all("SELECT quantity, doc FROM outbox", &[]).await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(sqlx::Row::try_get::<i64, _>(&rows[0], 0).unwrap(), 12);
+    assert_eq!(sqlx::Row::try_get::<i64, _>(&rows[0], 0).unwrap(), 5);
     let doc: Value = serde_json::from_str(&sqlx::Row::try_get::<String, _>(&rows[0], 1).unwrap()).unwrap();
+    assert_eq!(doc["reason"], "sync_now");
     assert_eq!(doc["old_quantity"], Value::Null);
 });
 

@@ -6,3 +6,4 @@ mod bad_input;
 mod concurrency;
 mod dashboard;
 mod helpers;
+mod seam;

@@ -4,3 +4,4 @@ mod bench;
 mod cli;
 mod csv_import;
 mod e2e;
+mod tidy;
