@@ -74,7 +74,8 @@ pub fn http_client() -> Result<reqwest::Client, ConfigError> {
 }
 
 /// The client every connector shares: `User-Agent: stockpool/<version>`, connect and
-/// overall timeouts, and redirects followed only as [`redirect_policy`] allows.
+/// overall timeouts, and redirects followed only when they keep the method and body (307,
+/// 308), stay on the origin the call started at, and number at most [`REDIRECTS_MAX`].
 pub fn http_client_with(timeouts: ClientTimeouts) -> Result<reqwest::Client, ConfigError> {
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
@@ -113,7 +114,7 @@ fn same_origin(a: &Url, b: &Url) -> bool {
 /// that may clear) and 425 are tried again; any other status (4xx, or a redirect we do
 /// not follow) fails this listing. Connectors with a token to refresh handle 401 before
 /// asking this.
-pub fn result_for_status(status: StatusCode, retry_after_ms: Option<i64>) -> AttemptResult {
+pub(crate) fn result_for_status(status: StatusCode, retry_after_ms: Option<i64>) -> AttemptResult {
     match status.as_u16() {
         200..=299 => AttemptResult::Ok,
         429 => AttemptResult::Throttled { retry_after_ms },
@@ -125,7 +126,7 @@ pub fn result_for_status(status: StatusCode, retry_after_ms: Option<i64>) -> Att
 /// The delay a `Retry-After` value asks for, in milliseconds: delay-seconds, or an
 /// HTTP-date measured from `now`. A value that is neither (or a date already past, as
 /// zero) is read as absent, and the wait is clamped to [`RETRY_AFTER_MS_MAX`].
-pub fn retry_after_ms(value: &str, now: Timestamp) -> Option<i64> {
+pub(crate) fn retry_after_ms(value: &str, now: Timestamp) -> Option<i64> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // Too many digits for a u64 is "very long", not "absent".
@@ -143,7 +144,7 @@ pub fn retry_after_ms(value: &str, now: Timestamp) -> Option<i64> {
 
 /// A channel's message cut to [`DETAIL_CHARS_MAX`] characters (marked with `…` when cut),
 /// or `None` when it says nothing.
-pub fn truncate_detail(message: &str) -> Option<String> {
+pub(crate) fn truncate_detail(message: &str) -> Option<String> {
     let message = message.trim();
     if message.is_empty() {
         return None;
@@ -157,7 +158,7 @@ pub fn truncate_detail(message: &str) -> Option<String> {
 /// The start of an answer's body, at most [`RESPONSE_BODY_BYTES_MAX`] bytes, as text
 /// (invalid UTF-8 replaced). A body that breaks off (timeout, reset) yields what came;
 /// the status has already said what the answer means.
-pub async fn read_body_start(mut response: Response) -> String {
+pub(crate) async fn read_body_start(mut response: Response) -> String {
     let mut body = Vec::new();
     while body.len() < RESPONSE_BODY_BYTES_MAX {
         match response.chunk().await {
@@ -174,7 +175,7 @@ pub async fn read_body_start(mut response: Response) -> String {
 /// What went wrong on a call that got no answer, as an attempt's result and detail:
 /// always `Retry` (SPEC section 5a: timeouts and connection errors are tried again). The
 /// URL is left out of the detail: a receiver's URL may carry a token of its own.
-pub fn transport_failure(error: reqwest::Error, timeout: Duration) -> (AttemptResult, String) {
+pub(crate) fn transport_failure(error: reqwest::Error, timeout: Duration) -> (AttemptResult, String) {
     let error = error.without_url();
     let detail = if error.is_timeout() {
         format!("the channel did not answer within {} ms", timeout.as_millis())

@@ -19,12 +19,12 @@
 //! - `webhook.rs`: the generic `webhook` channel.
 //! - `manual.rs`: why the `manual` channel has no connector.
 
-pub mod error;
+mod error;
 pub mod http;
-pub mod manual;
-pub mod model;
-pub mod sign;
-pub mod time;
+mod manual;
+mod model;
+mod sign;
+mod time;
 pub mod webhook;
 
 use std::future::Future;

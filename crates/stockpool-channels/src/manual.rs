@@ -18,7 +18,7 @@ use crate::{Connector, StoreSettings};
 /// No connector, whatever the settings. A `url`, `secret` or `credentials` left over on a
 /// store switched to `manual` is ignored rather than refused: it harms nothing, and it is
 /// there again if the seller switches back.
-pub fn connector(settings: &StoreSettings) -> Result<Option<Arc<dyn Connector>>, ConfigError> {
+pub(crate) fn connector(settings: &StoreSettings) -> Result<Option<Arc<dyn Connector>>, ConfigError> {
     tracing::trace!(store = %settings.code, "manual store: nothing is pushed or polled");
     Ok(None)
 }

@@ -12,7 +12,7 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 /// Length of an HMAC-SHA256 tag in bytes.
-pub const TAG_BYTES: usize = 32;
+pub(crate) const TAG_BYTES: usize = 32;
 
 fn mac(secret: &[u8], body: &[u8]) -> HmacSha256 {
     // HMAC accepts a key of any length (long keys are hashed first), so this never fails.
@@ -22,12 +22,12 @@ fn mac(secret: &[u8], body: &[u8]) -> HmacSha256 {
 }
 
 /// The HMAC-SHA256 tag of `body` under `secret`.
-pub fn hmac_sha256(secret: &[u8], body: &[u8]) -> [u8; TAG_BYTES] {
+pub(crate) fn hmac_sha256(secret: &[u8], body: &[u8]) -> [u8; TAG_BYTES] {
     mac(secret, body).finalize().into_bytes().into()
 }
 
 /// Whether `tag` is the HMAC-SHA256 of `body` under `secret`, compared in constant time.
-pub fn verify_hmac_sha256(secret: &[u8], body: &[u8], tag: &[u8]) -> bool {
+pub(crate) fn verify_hmac_sha256(secret: &[u8], body: &[u8], tag: &[u8]) -> bool {
     mac(secret, body).verify_slice(tag).is_ok()
 }
 

@@ -13,7 +13,7 @@ const DAYS_PER_ERA: i64 = 146_097;
 const EPOCH_FROM_ERA_START_DAYS: i64 = 719_468;
 
 /// `at` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, milliseconds), for years 0 to 9999.
-pub fn rfc3339(at: Timestamp) -> String {
+pub(crate) fn rfc3339(at: Timestamp) -> String {
     let seconds = at.0.div_euclid(1000);
     let millis = at.0.rem_euclid(1000);
     let (year, month, day) = civil_date(seconds.div_euclid(86_400));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
-use stockpool_channels::http::DETAIL_CHARS_MAX;
+use stockpool_channels::http::{DETAIL_CHARS_MAX, REDIRECTS_MAX};
 use stockpool_channels::{Attempt, AttemptResult, Connector};
 
 use crate::receiver::{item, refused_url, webhook, webhook_with_timeout, Receiver, Reply, Silent, NOW, SECRET};
@@ -193,6 +193,15 @@ async fn a_redirect_that_would_drop_the_body_is_not_followed() {
     let attempts = webhook(&receiver.url()).push(&[item(1, 4)], NOW).await;
     assert_eq!(attempts[0].result, AttemptResult::Failed);
     assert_eq!(receiver.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_redirect_loop_ends() {
+    let receiver = Receiver::start(vec![Reply::status(307).header("location", "/push")]).await;
+    let attempts = webhook(&receiver.url()).push(&[item(1, 4)], NOW).await;
+    assert_eq!(attempts[0].result, AttemptResult::Failed);
+    assert_eq!(attempts[0].status_code, Some(307));
+    assert_eq!(receiver.requests().len(), 1 + REDIRECTS_MAX, "the call and its redirects");
 }
 
 #[tokio::test]
