@@ -1,0 +1,152 @@
+//! stockpool-channels: the channels know the channels' APIs.
+//!
+//! This crate is the part of the shell that speaks HTTP to sales channels (SPEC sections 5
+//! and 5a): one connector per channel pushes published quantities, reads them back where
+//! the channel allows, polls orders, and verifies and parses the webhooks the channel
+//! sends us. It holds no database, writes no SQL and renders none of our JSON views: the
+//! caller (the sync dispatcher and the webhook intake) owns the outbox, the inbox, the
+//! sync records and every decision about when to push; a connector only turns a batch into
+//! HTTP calls and the answers into [`Attempt`]s and [`InboundEvent`]s. It reads no wall
+//! clock either: the time a push is stamped with comes in as an argument.
+//!
+//! Files:
+//! - `lib.rs`: the [`Connector`] trait and [`connector`], which builds one for a store.
+//! - `model.rs`: the data that crosses the trait (pushes, attempts, inbound orders, limits).
+//! - `error.rs`: the error enums, each message a sentence.
+//! - `http.rs`: the shared `reqwest::Client`, the timeouts and what an answer means.
+//! - `sign.rs`: HMAC-SHA256 signing and constant-time verification.
+//! - `time.rs`: RFC 3339 from a `Timestamp`, without a date library.
+//! - `webhook.rs`: the generic `webhook` channel.
+//! - `manual.rs`: why the `manual` channel has no connector.
+
+mod error;
+pub mod http;
+mod manual;
+mod model;
+mod sign;
+mod time;
+pub mod webhook;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use error::{ChannelError, ConfigError, ParseError, SignatureError};
+pub use http::{http_client, http_client_with, ClientTimeouts, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+pub use model::{
+    Attempt, AttemptResult, ChannelLimits, InboundEvent, InboundLine, InboundOrder, PollPage, PushItem, ReadItem,
+    StoreSettings,
+};
+pub use reqwest::header::HeaderMap;
+pub use webhook::WebhookConnector;
+
+use stockpool_core::{Channel, ListingId, Qty, Timestamp};
+
+/// A future a [`Connector`] returns: boxed, so that the trait stays object-safe, and
+/// `Send`, so that a dispatcher can run it on any worker thread.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a read-back found: each listing asked about with the channel's quantity, `None`
+/// when the channel no longer knows the listing.
+pub type ReadBack = Vec<(ListingId, Option<Qty>)>;
+
+/// What every channel implements: push quantities, read them back, poll orders, and take
+/// the channel's webhooks.
+///
+/// The async methods return a [`BoxFuture`] rather than using `async fn` in the trait:
+/// `async fn` (and `impl Future` in the signature) makes a trait impossible to use as
+/// `dyn Connector`, and the dispatcher wants one `Arc<dyn Connector>` per store whatever
+/// its channel, while the worker tests want to plug in a scripted connector of their own
+/// without this crate knowing about it (which an enum over the channels would forbid).
+/// The price is one allocation per call, nothing beside an HTTP round trip.
+///
+/// A connector is built per store (see [`connector`]) and is cheap to share: it holds the
+/// store's settings and a handle to the shared `reqwest::Client`.
+pub trait Connector: Send + Sync + std::fmt::Debug {
+    /// The channel this connector speaks.
+    fn channel(&self) -> Channel;
+
+    /// The limits the channel documents (or, for the generic webhook, that we choose).
+    /// The caller chunks batches by `batch_max` and paces calls by the rate.
+    fn limits(&self) -> ChannelLimits;
+
+    /// Pushes `batch`, at most `limits().batch_max` items, and returns one [`Attempt`] per
+    /// item, in the order of `batch`. `now` is the caller's clock: it stamps what the
+    /// channel is sent and turns an HTTP-date `Retry-After` into a delay. A push never
+    /// fails as a whole: every way an item can go wrong is its attempt's result.
+    fn push<'a>(&'a self, batch: &'a [PushItem], now: Timestamp) -> BoxFuture<'a, Vec<Attempt>>;
+
+    /// Reads the channel's current quantity of each item, for reconciliation and for
+    /// compare-and-set. `None` for a listing the channel no longer knows. The default
+    /// answers [`ChannelError::Unsupported`]: not every channel lets us read back.
+    fn read_back<'a>(&'a self, items: &'a [ReadItem]) -> BoxFuture<'a, Result<ReadBack, ChannelError>> {
+        let _ = items;
+        let channel = self.channel();
+        Box::pin(async move { Err(ChannelError::Unsupported { channel: channel_name(channel), what: "read back" }) })
+    }
+
+    /// Fetches the orders changed since `cursor` (`None`: from the channel's beginning, as
+    /// far as it lets us look back). The default answers [`ChannelError::Unsupported`]:
+    /// channels that send webhooks are not polled.
+    fn poll_orders<'a>(&'a self, cursor: Option<String>) -> BoxFuture<'a, Result<PollPage, ChannelError>> {
+        let _ = cursor;
+        let channel = self.channel();
+        Box::pin(
+            async move { Err(ChannelError::Unsupported { channel: channel_name(channel), what: "order polling" }) },
+        )
+    }
+
+    /// Checks that a webhook delivery comes from the channel. The intake answers 401 and
+    /// keeps nothing when this fails. The default refuses every delivery, so a channel
+    /// that sends no webhooks cannot be fed forged ones.
+    fn verify_webhook(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
+        let _ = (headers, body);
+        Err(SignatureError::NoWebhooks { channel: channel_name(self.channel()) })
+    }
+
+    /// Turns a verified delivery's raw body into events. Called again on stored bodies by
+    /// `stockpool inbox replay`, so it must depend on nothing but its arguments.
+    fn parse_webhook(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+        let _ = (headers, body);
+        Err(ParseError::NoWebhooks { channel: channel_name(self.channel()) })
+    }
+
+    /// The channel's id of a delivery, when it sends one, for deduplicating redeliveries.
+    fn delivery_id(&self, headers: &HeaderMap) -> Option<String> {
+        let _ = headers;
+        None
+    }
+}
+
+/// Builds the connector for one store, or `None` for a channel that has none (`manual`:
+/// see `manual.rs`). Settings the channel needs and lacks are a [`ConfigError`], so a
+/// misconfigured store is reported when it is loaded, not at its first push.
+pub fn connector(
+    channel: Channel,
+    settings: StoreSettings,
+    client: reqwest::Client,
+) -> Result<Option<Arc<dyn Connector>>, ConfigError> {
+    match channel {
+        Channel::Webhook => {
+            let connector = WebhookConnector::new(&settings, client, REQUEST_TIMEOUT)?;
+            Ok(Some(Arc::new(connector)))
+        }
+        Channel::Manual => manual::connector(&settings),
+        Channel::Shopify | Channel::Woocommerce | Channel::Etsy | Channel::Amazon | Channel::Ebay => {
+            Err(ConfigError::NotBuiltYet { channel: channel_name(channel), store: settings.code })
+        }
+    }
+}
+
+/// The channel's name as SPEC and the API spell it (`shopify`, `webhook`, ...).
+pub fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Shopify => "shopify",
+        Channel::Woocommerce => "woocommerce",
+        Channel::Etsy => "etsy",
+        Channel::Amazon => "amazon",
+        Channel::Ebay => "ebay",
+        Channel::Webhook => "webhook",
+        Channel::Manual => "manual",
+    }
+}

@@ -1,0 +1,114 @@
+//! Building connectors from store settings: what each channel gets, and the sentences a
+//! misconfigured store is refused with.
+
+use stockpool_channels::{
+    connector, http_client, http_client_with, ChannelError, ClientTimeouts, ConfigError, Connector, StoreSettings,
+};
+use stockpool_core::Channel;
+
+use crate::receiver::{settings, NOW};
+
+fn build(channel: Channel, settings: StoreSettings) -> Result<Option<std::sync::Arc<dyn Connector>>, ConfigError> {
+    connector(channel, settings, http_client().unwrap())
+}
+
+#[track_caller]
+fn check_refused(channel: Channel, settings: StoreSettings, expected: &str) {
+    match build(channel, settings) {
+        Err(error) => assert_eq!(error.to_string(), expected),
+        Ok(built) => panic!("expected {expected:?}, got a connector: {built:?}"),
+    }
+}
+
+#[test]
+fn a_webhook_store_gets_a_webhook_connector() {
+    let hook = build(Channel::Webhook, settings("http://127.0.0.1:9/push")).unwrap().unwrap();
+    assert_eq!(hook.channel(), Channel::Webhook);
+    let limits = hook.limits();
+    assert_eq!(limits.batch_max, 1, "SPEC section 5: one listing a request");
+    assert_eq!(limits.read_batch_max, 0);
+    assert!(limits.requests_per_second_milli > 0 && limits.burst > 0);
+}
+
+#[test]
+fn a_manual_store_has_no_connector() {
+    assert!(build(Channel::Manual, StoreSettings { code: "stall".into(), ..StoreSettings::default() })
+        .unwrap()
+        .is_none());
+    // Leftovers from another channel do not matter.
+    assert!(build(Channel::Manual, settings("http://127.0.0.1:9/push")).unwrap().is_none());
+}
+
+#[test]
+fn marketplaces_are_not_built_yet() {
+    for (channel, name) in [
+        (Channel::Shopify, "shopify"),
+        (Channel::Woocommerce, "woocommerce"),
+        (Channel::Etsy, "etsy"),
+        (Channel::Amazon, "amazon"),
+        (Channel::Ebay, "ebay"),
+    ] {
+        check_refused(
+            channel,
+            StoreSettings { code: "shop".into(), ..StoreSettings::default() },
+            &format!("the {name} connector is not built yet, so store shop cannot be pushed or polled"),
+        );
+    }
+}
+
+#[test]
+fn a_webhook_store_needs_a_usable_url_and_a_secret() {
+    check_refused(
+        Channel::Webhook,
+        StoreSettings { url: None, ..settings("") },
+        "store hook is a webhook store without a url; set the url stockpool should POST quantities to",
+    );
+    check_refused(
+        Channel::Webhook,
+        settings("  "),
+        "store hook is a webhook store without a url; set the url stockpool should POST quantities to",
+    );
+    check_refused(
+        Channel::Webhook,
+        settings("/push"),
+        "store hook has the url \"/push\", which is not an absolute http URL: relative URL without a base",
+    );
+    check_refused(
+        Channel::Webhook,
+        settings("ftp://example.com/push"),
+        "store hook has the url \"ftp://example.com/push\", which is not an absolute http URL: the scheme is ftp, \
+         and only http is supported",
+    );
+    check_refused(
+        Channel::Webhook,
+        settings("https://example.com/push"),
+        "store hook has the url \"https://example.com/push\", but this build of stockpool speaks plain http only \
+         (no TLS yet); use an http:// URL, for example through a local TLS-terminating proxy",
+    );
+    for secret in [None, Some(String::new())] {
+        check_refused(
+            Channel::Webhook,
+            StoreSettings { secret, ..settings("http://127.0.0.1:9/push") },
+            "store hook is a webhook store without a secret; set the secret that signs our pushes and its orders",
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_webhook_cannot_read_back_or_poll() {
+    let hook = build(Channel::Webhook, settings("http://127.0.0.1:9/push")).unwrap().unwrap();
+    let error = hook.read_back(&[]).await.unwrap_err();
+    assert!(matches!(error, ChannelError::Unsupported { .. }));
+    assert_eq!(error.to_string(), "the webhook channel offers no read back");
+    let error = hook.poll_orders(None).await.unwrap_err();
+    assert_eq!(error.to_string(), "the webhook channel offers no order polling");
+    // An empty batch makes no call and gives no attempt.
+    assert!(hook.push(&[], NOW).await.is_empty());
+}
+
+#[test]
+fn clients_build_with_custom_timeouts() {
+    let timeouts = ClientTimeouts { connect: std::time::Duration::from_millis(50), ..ClientTimeouts::default() };
+    assert!(http_client_with(timeouts).is_ok());
+    assert_eq!(ClientTimeouts::default().request, stockpool_channels::REQUEST_TIMEOUT);
+}
