@@ -5,6 +5,7 @@ mod buffer;
 mod orders;
 mod props;
 mod publish;
+mod push;
 mod rules;
 mod support;
 mod tidy;
