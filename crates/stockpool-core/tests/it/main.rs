@@ -1,4 +1,4 @@
-//! The core's behaviour, in the words of SPEC sections 2 to 4: one test binary.
+//! The core's behaviour, in the words of SPEC sections 2 to 5: one test binary.
 
 mod bom;
 mod buffer;
@@ -9,3 +9,4 @@ mod push;
 mod rules;
 mod support;
 mod tidy;
+mod velocity;
