@@ -525,14 +525,19 @@ fn an_increase_waits_at_most_the_bound_under_a_stream_of_increases() {
     check(
         |r| {
             shop_and_polled_etsy(r);
-            for (i, t) in [0, 100_000, 200_000, 300_000, 360_000].into_iter().enumerate() {
-                r.at(t).target(SHOP, 1, 6 + i as i64);
-            }
             r.note("etsy never reports: the bound runs from the first increase");
+            for (i, t) in [0, 100_000, 200_000, 300_000, 359_999].into_iter().enumerate() {
+                r.at(t).target(SHOP, 1, 6 + i as i64).ok(SHOP);
+            }
             r.drive(SHOP, 3_600_000);
         },
         expect![[r#"
             -- etsy never reports: the bound runs from the first increase
+            @0 shop: nothing, wake @360000
+            @100000 shop: nothing, wake @360000
+            @200000 shop: nothing, wake @360000
+            @300000 shop: nothing, wake @360000
+            @359999 shop: nothing, wake @360000
             @360000 shop: batch #1 [l1=10]
         "#]],
     );
@@ -565,6 +570,39 @@ fn a_listing_never_pushed_goes_at_once_whatever_the_guard() {
             @0 shop: batch #1 [l9=8]
         "#]],
     );
+}
+
+#[test]
+fn push_limits_hold_at_the_limit_and_cut_one_past_it() {
+    let l = stockpool_core::Limits::DEFAULT;
+    let mut p = PushPolicy::new(1);
+    let configured = |p: &mut PushPolicy, config: PushConfig| {
+        p.configure_store(SHOP, config, Timestamp(0));
+        *p.config(SHOP).unwrap()
+    };
+    for (asked, got) in [(l.push_batch_max, l.push_batch_max), (l.push_batch_max + 1, l.push_batch_max)] {
+        assert_eq!(configured(&mut p, PushConfig { batch_max: asked, ..realtime(1) }).batch_max, got);
+    }
+    for (asked, got) in
+        [(l.intake_bound_ms_max, l.intake_bound_ms_max), (l.intake_bound_ms_max + 1, l.intake_bound_ms_max)]
+    {
+        let c = configured(&mut p, PushConfig { intake: Intake::Reported { bound_ms: asked }, ..realtime(1) });
+        assert_eq!(c.intake, Intake::Reported { bound_ms: got });
+    }
+    for (asked, got) in [(l.backoff_ms_max, l.backoff_ms_max), (l.backoff_ms_max + 1, l.backoff_ms_max)] {
+        assert_eq!(configured(&mut p, PushConfig { backoff_max_ms: asked, ..realtime(1) }).backoff_max_ms, got);
+    }
+    assert_eq!(Intake::polled(300), Intake::Reported { bound_ms: 600_000 });
+    assert_eq!(Intake::polled(301), Intake::Reported { bound_ms: 600_000 }, "never more than 10 minutes");
+    assert_eq!(Intake::polled(60), Intake::Reported { bound_ms: 120_000 }, "twice the polling interval");
+    for (asked, got) in [(l.retry_after_ms_max, l.retry_after_ms_max), (l.retry_after_ms_max + 1, l.retry_after_ms_max)]
+    {
+        let mut p = PushPolicy::new(1);
+        p.configure_store(SHOP, realtime(1), Timestamp(0));
+        p.set_target(SHOP, ListingId(1), Figure::quantity(1), Timestamp(0));
+        p.throttle(SHOP, asked, Timestamp(0));
+        assert_eq!(p.next_wakeup(SHOP), Some(Timestamp(got)));
+    }
 }
 
 // ---- property: random workspaces, targets and faults converge ---------------------------
