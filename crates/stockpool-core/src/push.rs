@@ -343,8 +343,14 @@ impl Bucket {
         if i128::from(cost) * i128::from(self.rate.per_ms) > self.capacity() || self.rate.refill == 0 {
             return None;
         }
-        let ms = (need + i128::from(self.rate.refill) - 1) / i128::from(self.rate.refill);
-        Some(Timestamp(self.updated.0.saturating_add(ms.min(i128::from(i64::MAX)) as i64)))
+        // Whole milliseconds, rounded up; in i64 when it fits (a 128-bit division is a
+        // library call, and this runs on every `next_wakeup`).
+        let ms = match i64::try_from(need) {
+            Ok(need) => need.saturating_add(self.rate.refill - 1) / self.rate.refill,
+            Err(_) => ((need + i128::from(self.rate.refill) - 1) / i128::from(self.rate.refill))
+                .min(i128::from(i64::MAX)) as i64,
+        };
+        Some(Timestamp(self.updated.0.saturating_add(ms)))
     }
 }
 
@@ -740,21 +746,22 @@ impl PushPolicy {
         }
         let rounds = matches!(s.config.schedule, Schedule::EveryMinutes(_));
         let open = rounds && s.queue.values().any(|id| self.listings[id].in_round);
-        let mut times: Vec<Timestamp> = Vec::with_capacity(s.queue.len());
-        for id in s.queue.values() {
+        // Two passes rather than a list: this runs after every input.
+        let entry_at = |id: &ListingId| {
             let l = &self.listings[id];
-            let mut at = self.ready_at(l);
+            let at = self.ready_at(l);
             if rounds && !(open && l.in_round) {
-                at = at.max(s.next_round_at);
+                at.max(s.next_round_at)
+            } else {
+                at
             }
-            times.push(at);
-        }
-        let first = *times.iter().min()?;
+        };
+        let first = s.queue.values().map(entry_at).min()?;
         if first == NEVER {
             return None;
         }
         let at = first.max(s.hold_until);
-        let n = times.iter().filter(|t| **t <= at).count().min(s.config.batch_max);
+        let n = s.queue.values().map(entry_at).filter(|t| *t <= at).take(s.config.batch_max).count();
         let mut n = n.max(1);
         while n > 1 && i128::from(s.config.cost(n)) * i128::from(s.bucket.rate.per_ms) > s.bucket.capacity() {
             n -= 1;

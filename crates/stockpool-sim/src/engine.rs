@@ -579,6 +579,9 @@ impl<'a> Run<'a> {
 
     /// Makes sure channel `c`'s push worker wakes when the policy says it may send.
     fn arm(&mut self, c: usize, now: i64) {
+        if self.push_wake[c].is_some_and(|due| due <= now) {
+            return; // Due now already: nothing can be earlier.
+        }
         let Some(at) = self.policy.next_wakeup(self.stores[c]) else { return };
         let at = at.0.max(now);
         if self.push_wake[c].is_none_or(|due| at < due) {
