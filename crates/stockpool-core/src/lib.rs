@@ -3,8 +3,10 @@
 //! This crate holds the domain of SPEC sections 1 to 4 and every decision over it: the
 //! published quantity of a listing with its explanation (`publish`), capacity from bills
 //! of materials (`bom`), and the atomic order decision with its transitions and deadline
-//! sweep (`decide`). It does no I/O and reads no clock: time comes in as a `Timestamp`
-//! argument, ids come in from the shell, and every decision comes out as a `Change` (the
+//! sweep (`decide`); and for SPEC section 5 the push policy (`push`: what goes to each
+//! channel, and when) and the rolling sales window behind `buffer: auto` (`velocity`).
+//! It does no I/O and reads no clock: time comes in as a `Timestamp` argument, ids come
+//! in from the shell, and every decision comes out as a `Change` (the
 //! movements, orders and cards to persist) that `State::apply` replays.
 //!
 //! The server, the workers, the simulator and the tests all drive this one crate.
@@ -18,9 +20,11 @@ pub mod ids;
 pub mod limits;
 pub mod order;
 pub mod publish;
+pub mod push;
 pub mod rules;
 pub mod state;
 pub mod stock;
+pub mod velocity;
 
 pub use bom::{Bom, BomError, Hold};
 pub use buffer::{AutoBuffer, Buffer, Latency, Velocity};

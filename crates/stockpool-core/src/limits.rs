@@ -33,6 +33,18 @@ pub struct Limits {
     pub rule_skus_max: usize,
     /// Longest deadline a seller may set (accept or pay within), in seconds: one year.
     pub deadline_seconds_max: i64,
+    /// Pushes in one batch, whatever a connector declares: the largest documented channel
+    /// batch is an Amazon feed's; a bigger call would be one huge request to retry whole.
+    pub push_batch_max: usize,
+    /// Longest an increase waits for a polled store's intake (SPEC section 5: never more
+    /// than 10 minutes), so a stuck poller cannot keep restocked units off sale.
+    pub intake_bound_ms_max: i64,
+    /// Longest retry delay before jitter: a listing that keeps failing is still tried
+    /// every so often, so its channel converges once the fault clears.
+    pub backoff_ms_max: i64,
+    /// Longest `Retry-After` honoured: a channel asking for more (or a garbled header) does
+    /// not stop a store for longer than this; it is asked again then.
+    pub retry_after_ms_max: i64,
 }
 
 impl Limits {
@@ -49,6 +61,10 @@ impl Limits {
         rule_members_max: 100,
         rule_skus_max: 10_000,
         deadline_seconds_max: 366 * 24 * 3600,
+        push_batch_max: 10_000,
+        intake_bound_ms_max: 600_000,
+        backoff_ms_max: 3_600_000,
+        retry_after_ms_max: 3_600_000,
     };
 }
 

@@ -4,15 +4,20 @@
 //! The engine plays the shell and the channels around the core. Stockpool's side: orders
 //! go through `State::take_order` and `State::apply`, restocks through `State::adjust`;
 //! after every change the listings the core names
-//! (`affected_listings`) are recomputed with `State::published`, and a changed quantity is
-//! queued for a push (latest value wins). For `buffer: auto` the engine also does the
-//! shell's measuring: it sets each store's latency (`set_store_latency`) and keeps each
-//! (store, item)'s recent sales velocity current (`set_sales_velocity`).
+//! (`affected_listings`) are recomputed with `State::published`, and each figure goes to
+//! the core's push policy (`stockpool_core::push::PushPolicy::set_target`), the same one
+//! the server's dispatcher drives: it coalesces (latest value wins), paces each store by
+//! its rate limit and batch size, and holds increases back until slow stores' order intake
+//! has caught up (SPEC section 5). The engine wakes each store's push worker at the
+//! policy's `next_wakeup`, sends what `poll_batch` claims, and reports it `Ok`. For
+//! `buffer: auto` the engine also does the shell's measuring: it sets each store's latency
+//! (`set_store_latency`) and keeps each (store, item)'s recent sales velocity current
+//! (`set_sales_velocity`) from the core's `SalesWindow`.
 //!
 //! The channels' side: each channel shows the last quantity pushed to it and lowers it by
-//! its own sales at once; pushes leave at most once per `push_every_seconds` in batches
-//! of `push_batch_max`, and show after `push_latency_seconds` (and, for a feed channel
-//! such as Amazon, at the next feed). A shopper buys what the channel shows; stockpool
+//! its own sales at once; its rate limit is one batch of `push_batch_max` per
+//! `push_every_seconds` (a token bucket of one call), and a batch shows after
+//! `push_latency_seconds` (and, for a feed channel such as Amazon, at the next feed). A shopper buys what the channel shows; stockpool
 //! hears of the order at the shopper's `reported_at`. The gap between the two pictures is
 //! where oversells and lost sales come from.
 //!
@@ -30,12 +35,14 @@ use crate::strategy::Strategy;
 use crate::traffic::Shopper;
 use anyhow::{bail, Context};
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use stockpool_core::build::Builder;
 use stockpool_core::ids::IdMap;
+use stockpool_core::push::{Figure, Intake as PushIntake, Outcome, PushConfig, PushPolicy, Rate};
+use stockpool_core::velocity::SalesWindow;
 use stockpool_core::{
-    Adjustment, Buffer, Intake, ItemId, ItemKind, Latency, ListingId, NewLine, NewOrder, OrderSource, Payment, State,
-    StoreId, Timestamp, Velocity, WarehouseId,
+    Adjustment, Buffer, Intake, ItemId, ItemKind, Latency, ListingId, NewLine, NewOrder, OrderSource, Payment,
+    Schedule, State, StoreId, Timestamp, Velocity, WarehouseId,
 };
 
 /// Most events one run may process: a bound on the loop, far above a ten-year scenario
@@ -52,6 +59,15 @@ const SAMPLE_MS_MIN: i64 = 10 * 60 * SECOND_MS;
 /// The store code of the hidden "whole pool" listings the engine reads the truth from.
 const POOL_STORE_CODE: &str = "sim-pool";
 
+/// Slowest order delivery still treated as a webhook (`Intake::Immediate`): a channel
+/// that is polled, or whose orders arrive later than this, reports its intake instead and
+/// holds increases back (SPEC section 5's upward guard).
+pub const WEBHOOK_LATENCY_SECONDS_MAX: i64 = 10;
+
+/// The seed of the push policy's retry jitter. Simulated channels never fail, so no
+/// retry is ever drawn; a fixed seed keeps the run a function of its inputs anyway.
+const PUSH_JITTER_SEED: u64 = 1;
+
 /// What one run produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunResult {
@@ -65,8 +81,10 @@ pub struct RunResult {
 enum Event {
     /// Stockpool hears of a taken order (index into `taken`).
     Report(usize),
-    /// A channel's push worker may send its next batch.
+    /// A channel's push worker may send its next batch (the policy's `next_wakeup`).
     Push(usize),
+    /// A polled channel's poll completed: its intake has caught up.
+    IntakePoll(usize),
     /// A pushed batch shows on its channel: (listing index, quantity).
     Show(Vec<(usize, i64)>),
     /// A purchase order arrives.
@@ -131,18 +149,16 @@ struct Run<'a> {
     pool_listings: Vec<ListingId>,
     // The channels' side, per listing index.
     shown: Vec<i64>,
-    last_pushed: Vec<i64>,
-    pending: Vec<Option<i64>>,
-    // Per channel.
-    push_queue: Vec<VecDeque<usize>>,
-    push_scheduled: Vec<bool>,
-    push_next_at: Vec<i64>,
+    /// What goes to the channels when: the core's push policy, one store per channel.
+    policy: PushPolicy,
+    /// Per channel: the instant its next `Push` event is due, if one is.
+    push_wake: Vec<Option<i64>>,
+    store_channel: IdMap<StoreId, usize>,
     // Per SKU index.
     on_order: Vec<i64>,
     unreported: Vec<i64>,
-    // Sales seen per listing index, for velocity: (reported at, units), and their sum.
-    sales: Vec<VecDeque<(i64, i64)>>,
-    sales_sum: Vec<i64>,
+    /// Sales heard per (store, item), for velocity.
+    sales: SalesWindow,
     velocity_window_ms: i64,
     events: BinaryHeap<Scheduled>,
     seq: u64,
@@ -276,6 +292,11 @@ impl<'a> Run<'a> {
         }
         let n = listings.len();
         let channels = scenario.channels.len();
+        let mut policy = PushPolicy::new(PUSH_JITTER_SEED);
+        for (c, &s) in scenario.channels.iter().zip(&stores) {
+            policy.configure_store(s, push_config(c), Timestamp(0));
+        }
+        let store_channel = stores.iter().enumerate().map(|(c, s)| (*s, c)).collect();
         let end = i64::from(days) * DAY_MS;
         let chart_pos = scenario
             .chart_sku
@@ -300,15 +321,12 @@ impl<'a> Run<'a> {
             listing_index,
             pool_listings,
             shown: vec![0; n],
-            last_pushed: vec![0; n],
-            pending: vec![None; n],
-            push_queue: vec![VecDeque::new(); channels],
-            push_scheduled: vec![false; channels],
-            push_next_at: vec![0; channels],
+            policy,
+            push_wake: vec![None; channels],
+            store_channel,
             on_order: vec![0; catalog.skus.len()],
             unreported: vec![0; catalog.skus.len()],
-            sales: vec![VecDeque::new(); n],
-            sales_sum: vec![0; n],
+            sales: SalesWindow::new(scenario.rules.velocity_window_hours * 3600),
             velocity_window_ms: scenario.rules.velocity_window_hours * HOUR_MS,
             events: BinaryHeap::new(),
             seq: 0,
@@ -332,11 +350,21 @@ impl<'a> Run<'a> {
     fn go(&mut self, shoppers: &[Shopper]) -> anyhow::Result<()> {
         // Every channel starts in sync with stockpool, as after a full "Sync now".
         for li in 0..self.listings.len() {
-            let q = self.state.published(self.listings[li]).map_or(0, |p| p.quantity);
-            self.shown[li] = q;
-            self.last_pushed[li] = q;
+            let Some(p) = self.state.published(self.listings[li]) else { continue };
+            self.shown[li] = p.quantity;
+            let figure = Figure::from(&p);
+            let store = self.stores[li / self.listed()];
+            self.policy.set_settled(store, self.listings[li], figure);
+            self.policy.set_target(store, self.listings[li], figure, Timestamp(0));
         }
         self.schedule(0, Event::Sample);
+        if !self.instant {
+            for (c, spec) in self.scenario.channels.iter().enumerate() {
+                if spec.order_poll_seconds > 0 && matches!(intake(spec), PushIntake::Reported { .. }) {
+                    self.schedule(spec.order_poll_seconds * SECOND_MS + 1, Event::IntakePoll(c));
+                }
+            }
+        }
         if self.strategy == Strategy::BufferAuto {
             self.schedule(HOUR_MS, Event::VelocityTick);
         }
@@ -378,6 +406,18 @@ impl<'a> Run<'a> {
         match event {
             Event::Report(i) => self.report(i, now)?,
             Event::Push(c) => self.push(c, now),
+            Event::IntakePoll(c) => {
+                // Every order taken on the channel up to its slowest latency before this
+                // poll has been reported (at the poll, 1 ms ago, so those reports ran).
+                let spec = &self.scenario.channels[c];
+                let through = now - 1 - spec.order_latency_seconds[1] * SECOND_MS;
+                let every = spec.order_poll_seconds * SECOND_MS;
+                self.policy.intake_caught_up(self.stores[c], Timestamp(through));
+                for other in 0..self.stores.len() {
+                    self.arm(other, now);
+                }
+                self.schedule(now + every, Event::IntakePoll(c));
+            }
             Event::Show(batch) => {
                 for (li, q) in batch {
                     self.shown[li] = q;
@@ -487,8 +527,7 @@ impl<'a> Run<'a> {
             self.unreported[sku] -= q;
             if self.strategy == Strategy::BufferAuto {
                 let li = base + self.listed_pos[sku].expect("listed");
-                self.sales[li].push_back((now, q));
-                self.sales_sum[li] += q;
+                self.sales.record(self.stores[c], self.items[sku], q, Timestamp(now));
                 self.set_velocity(li, now);
                 // The item's listings on every store depend on this store's velocity.
                 touched.push(self.items[sku]);
@@ -509,11 +548,13 @@ impl<'a> Run<'a> {
         let affected = self.state.affected_listings(touched);
         for l in affected {
             let Some(&li) = self.listing_index.get(&l) else { continue };
-            let q = self.state.published(l).map_or(0, |p| p.quantity);
+            let Some(p) = self.state.published(l) else { continue };
             if self.instant {
-                self.shown[li] = q;
+                self.shown[li] = p.quantity;
             } else {
-                self.queue_push(li, q, now);
+                let c = li / self.listed();
+                self.policy.set_target(self.stores[c], l, Figure::from(&p), Timestamp(now));
+                self.arm(c, now);
             }
         }
     }
@@ -536,52 +577,42 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Queues a listing's new quantity on its channel (latest value wins); a value equal
-    /// to what the channel last got cancels the pending push.
-    fn queue_push(&mut self, li: usize, q: i64, now: i64) {
-        let c = li / self.listed();
-        if q == self.last_pushed[li] {
-            self.pending[li] = None;
-            return;
+    /// Makes sure channel `c`'s push worker wakes when the policy says it may send.
+    fn arm(&mut self, c: usize, now: i64) {
+        if self.push_wake[c].is_some_and(|due| due <= now) {
+            return; // Due now already: nothing can be earlier.
         }
-        if self.pending[li].is_none() {
-            self.push_queue[c].push_back(li);
-        }
-        self.pending[li] = Some(q);
-        if !self.push_scheduled[c] {
-            self.push_scheduled[c] = true;
-            let at = now.max(self.push_next_at[c]);
+        let Some(at) = self.policy.next_wakeup(self.stores[c]) else { return };
+        let at = at.0.max(now);
+        if self.push_wake[c].is_none_or(|due| at < due) {
+            self.push_wake[c] = Some(at);
             self.schedule(at, Event::Push(c));
         }
     }
 
-    /// A channel's push worker sends one batch, within the channel's rate limit.
+    /// A channel's push worker sends every batch the policy allows now; each is `Ok` at
+    /// once and shows after the channel's latency (and feed).
     fn push(&mut self, c: usize, now: i64) {
-        self.push_scheduled[c] = false;
-        let spec = &self.scenario.channels[c];
-        let mut batch = Vec::new();
-        while batch.len() < spec.push_batch_max {
-            let Some(li) = self.push_queue[c].pop_front() else { break };
-            if let Some(q) = self.pending[li].take() {
-                self.last_pushed[li] = q;
-                batch.push((li, q));
-            }
+        if self.push_wake[c] != Some(now) {
+            return; // Superseded by an earlier wakeup.
         }
-        if !batch.is_empty() {
+        self.push_wake[c] = None;
+        let store = self.stores[c];
+        while let Some(batch) = self.policy.poll_batch(store, Timestamp(now)) {
+            let spec = &self.scenario.channels[c];
             self.metrics.pushes += 1;
-            self.push_next_at[c] = now + spec.push_every_seconds * SECOND_MS;
             let mut show_at = now + spec.push_latency_seconds * SECOND_MS;
             if spec.feed_every_seconds > 0 {
                 let feed = spec.feed_every_seconds * SECOND_MS;
                 show_at = (show_at + feed - 1) / feed * feed;
             }
-            self.schedule(show_at, Event::Show(batch));
+            let shows: Vec<(usize, i64)> =
+                batch.pushes.iter().map(|p| (self.listing_index[&p.listing], p.figure.quantity)).collect();
+            let outcomes: Vec<(ListingId, Outcome)> = batch.pushes.iter().map(|p| (p.listing, Outcome::Ok)).collect();
+            self.policy.handle_outcomes(store, batch.id, &outcomes, Timestamp(now));
+            self.schedule(show_at, Event::Show(shows));
         }
-        if !self.push_queue[c].is_empty() {
-            self.push_scheduled[c] = true;
-            let at = self.push_next_at[c].max(now);
-            self.schedule(at, Event::Push(c));
-        }
+        self.arm(c, now);
     }
 
     /// A purchase order arrives: into the one warehouse, or split like the initial stock.
@@ -607,38 +638,32 @@ impl<'a> Run<'a> {
     /// The shell's velocity for one listing: units it sold in the window (or since the
     /// start, while the run is younger than the window).
     fn set_velocity(&mut self, li: usize, now: i64) -> bool {
-        let from = now - self.velocity_window_ms;
-        while self.sales[li].front().is_some_and(|(t, _)| *t <= from) {
-            let (_, q) = self.sales[li].pop_front().expect("front");
-            self.sales_sum[li] -= q;
-        }
-        let window_ms = self.velocity_window_ms.min(now.max(HOUR_MS));
         let c = li / self.listed();
         let sku = self.catalog.listed[li % self.listed()];
-        let v = Velocity { units: self.sales_sum[li], window_seconds: window_ms / SECOND_MS };
-        if self.state.sales_velocity(self.stores[c], self.items[sku]) == v {
+        let (store, item) = (self.stores[c], self.items[sku]);
+        let window_ms = self.velocity_window_ms.min(now.max(HOUR_MS));
+        let units = self.sales.velocity(store, item, Timestamp(now)).units;
+        let v = Velocity { units, window_seconds: window_ms / SECOND_MS };
+        if self.state.sales_velocity(store, item) == v {
             return false;
         }
-        self.state.set_sales_velocity(self.stores[c], self.items[sku], v);
+        self.state.set_sales_velocity(store, item, v);
         true
     }
 
     /// Every hour the shell forgets sales that left the window.
     fn velocity_tick(&mut self, now: i64) {
+        // While the run is younger than the window, the window itself grows, so every
+        // velocity moves; after that (the tick at the window's length has set every
+        // velocity over the whole window) only a key whose oldest sale left it does.
+        let aged = self.sales.age(Timestamp(now));
+        let keys = if now > self.velocity_window_ms { aged } else { self.sales.keys() };
         let mut touched = Vec::new();
-        let from = now - self.velocity_window_ms;
-        // Once the run is older than the window (and the tick at the window's length has
-        // set every velocity over the whole window), the window no longer grows: only a
-        // listing whose oldest sale has left it changes.
-        let settled = now > self.velocity_window_ms;
-        for li in 0..self.sales.len() {
-            match self.sales[li].front() {
-                None => continue,
-                Some((t, _)) if settled && *t > from => continue,
-                Some(_) => {}
-            }
-            if self.set_velocity(li, now) {
-                touched.push(self.items[self.catalog.listed[li % self.listed()]]);
+        for (store, item) in keys {
+            let (Some(&c), Some(&sku)) = (self.store_channel.get(&store), self.item_sku.get(&item)) else { continue };
+            let Some(pos) = self.listed_pos[sku] else { continue };
+            if self.set_velocity(c * self.listed() + pos, now) {
+                touched.push(item);
             }
         }
         touched.sort_unstable();
@@ -651,5 +676,32 @@ impl<'a> Run<'a> {
         let pool = self.state.published(self.pool_listings[self.chart_pos]).map_or(0, |p| p.quantity);
         let shown = (0..self.scenario.channels.len()).map(|c| self.shown[c * self.listed() + self.chart_pos]).collect();
         self.timeline.push(Sample { at: now, pool: (pool - self.unreported[sku]).max(0), shown });
+    }
+}
+
+/// Channel `spec`'s push configuration: realtime, its batch cap, one call per
+/// `push_every_seconds` (a bucket of one call), and its intake for the upward guard.
+pub fn push_config(spec: &crate::scenario::ChannelSpec) -> PushConfig {
+    PushConfig {
+        schedule: Schedule::Realtime,
+        batch_max: spec.push_batch_max,
+        rate: Rate::one_per_ms((spec.push_every_seconds * SECOND_MS).max(1)),
+        cost_per_batch: 1,
+        cost_per_push: 0,
+        intake: intake(spec),
+        ..PushConfig::default()
+    }
+}
+
+/// How stockpool hears of channel `spec`'s orders: a webhook channel (not polled, orders
+/// within `WEBHOOK_LATENCY_SECONDS_MAX`) is caught up whenever the engine decides; a
+/// polled or slow channel reports its polls, and an increase waits for it at most its
+/// worst order latency (`order_seconds`, latency plus polling interval; SPEC caps it at
+/// 10 minutes).
+pub fn intake(spec: &crate::scenario::ChannelSpec) -> PushIntake {
+    if spec.order_poll_seconds == 0 && spec.order_latency_seconds[1] <= WEBHOOK_LATENCY_SECONDS_MAX {
+        PushIntake::Immediate
+    } else {
+        PushIntake::Reported { bound_ms: spec.order_seconds() * SECOND_MS }
     }
 }

@@ -1,10 +1,12 @@
-//! The core's behaviour, in the words of SPEC sections 2 to 4: one test binary.
+//! The core's behaviour, in the words of SPEC sections 2 to 5: one test binary.
 
 mod bom;
 mod buffer;
 mod orders;
 mod props;
 mod publish;
+mod push;
 mod rules;
 mod support;
 mod tidy;
+mod velocity;
