@@ -38,6 +38,9 @@ pub use model::{
     StoreSettings,
 };
 pub use reqwest::header::HeaderMap;
+/// The HTTP client every connector shares (`http_client`): named here so that callers
+/// hold one without depending on reqwest themselves.
+pub use reqwest::Client as HttpClient;
 pub use webhook::WebhookConnector;
 
 use stockpool_core::{Channel, ListingId, Qty, Timestamp};

@@ -29,7 +29,8 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains requests and stops the workers.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let workers = stockpool_worker::Workers::start(self.store.clone());
+        let workers = stockpool_worker::Workers::start(self.store.clone(), stockpool_store::system_clock())
+            .map_err(|e| std::io::Error::other(format!("cannot start the workers: {e}")))?;
         let router = crate::router(self.store.clone());
         let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
         workers.stop().await;

@@ -60,7 +60,9 @@ pub struct SettledAttempt {
     pub pushed: Published,
     /// What the channel was told before, as the dispatcher knew it.
     pub old_quantity: Option<Qty>,
-    pub reason: PushReason,
+    /// Why the push was made, as the sync record says (`stock_change`, `sync_now`,
+    /// `retry`, `stale`, `reconcile`).
+    pub reason: &'static str,
     pub result: SyncResult,
     /// The channel's HTTP status, when it answered.
     pub status_code: Option<u16>,
@@ -886,7 +888,7 @@ fn settle_attempt(ws: &mut Ws, store: StoreId, a: &SettledAttempt, now: Timestam
             listing.item.0.into(),
             a.old_quantity.into(),
             a.pushed.quantity.into(),
-            a.reason.as_str().into(),
+            a.reason.into(),
             a.pushed.rule.map(|r| r.id.0 as i64).into(),
             a.pushed.rule.map(|r| i64::from(r.version)).into(),
             a.result.as_str().into(),
@@ -921,7 +923,7 @@ fn settle_attempt(ws: &mut Ws, store: StoreId, a: &SettledAttempt, now: Timestam
             // a push of the newest figure stays queued, at once.
             let meta = Pending {
                 queued_at: ws.pending.get(&a.listing).map_or(now, |m| m.queued_at),
-                reason: ws.pending.get(&a.listing).map_or(a.reason, |m| m.reason),
+                reason: ws.pending.get(&a.listing).map_or(PushReason::StockChange, |m| m.reason),
                 attempts: 0,
                 next_attempt_at: None,
                 generation: ws.seq + 1,

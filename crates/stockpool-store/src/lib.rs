@@ -343,6 +343,13 @@ impl Store {
         Ok(())
     }
 
+    /// The workspaces whose outbox holds a push: where dispatchers are needed.
+    pub async fn workspaces_with_pushes(&self) -> Result<Vec<i64>, StoreError> {
+        let rows =
+            self.inner.db.fetch_all("SELECT DISTINCT workspace_id FROM outbox ORDER BY workspace_id", &[]).await?;
+        rows.iter().map(|r| Ok(r.try_get::<i64, _>(0)?)).collect()
+    }
+
     /// Pending pushes in the outbox, for `/metrics`.
     pub async fn outbox_pending(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&self.inner.db.pool).await?)

@@ -3,13 +3,15 @@
 //! `Workers::start` spawns every background task on the caller's runtime and keeps its
 //! handle; `Workers::stop` tells them all to stop and awaits each one, so no task outlives
 //! the server and none is fire-and-forget. Today that is the deadline sweeper
-//! (`sweeper.rs`); channel sync's dispatchers, pollers and reconciliation join it here.
+//! (`sweeper.rs`) and the dispatchers that deliver pushes (`dispatch.rs`); pollers and
+//! reconciliation join them here.
 //!
 //! Workers know the store's handle and its commands, never SQL or a channel's HTTP.
 
+pub mod dispatch;
 pub mod sweeper;
 
-use stockpool_store::Store;
+use stockpool_store::{Clock, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -20,11 +22,20 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts every background task for `store`.
-    pub fn start(store: Store) -> Workers {
+    /// Starts every background task for `store`, pacing pushes by `clock`.
+    pub fn start(store: Store, clock: Clock) -> Result<Workers, stockpool_channels::ConfigError> {
         let (stop, stopped) = watch::channel(false);
-        let tasks = vec![("deadline sweeper", tokio::spawn(sweeper::run(store, stopped)))];
-        Workers { stop, tasks }
+        // Jitter differs from run to run; within a run it is a pure function of the seed.
+        let jitter_seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+                ^ u64::from(std::process::id());
+        let shared =
+            dispatch::Shared { store: store.clone(), http: stockpool_channels::http_client()?, clock, jitter_seed };
+        let tasks = vec![
+            ("deadline sweeper", tokio::spawn(sweeper::run(store, stopped.clone()))),
+            ("dispatchers", tokio::spawn(dispatch::run(shared, stopped))),
+        ];
+        Ok(Workers { stop, tasks })
     }
 
     /// Tells every task to stop and waits for each to finish its current step.

@@ -7,3 +7,4 @@ mod concurrency;
 mod dashboard;
 mod helpers;
 mod seam;
+mod sync;

@@ -150,7 +150,7 @@ fn attempt(p: &PendingPush, result: SyncResult) -> SettledAttempt {
         listing: p.listing,
         pushed: p.figure,
         old_quantity: p.settled.map(|s| s.quantity),
-        reason: p.meta.reason,
+        reason: p.meta.reason.as_str(),
         result,
         status_code: Some(if result == SyncResult::Ok { 200 } else { 503 }),
         detail: None,
