@@ -669,8 +669,10 @@ impl PushPolicy {
         }
         let batch_max = config.batch_max;
         let rounds = matches!(config.schedule, Schedule::EveryMinutes(_));
+        // Opening a round takes every ready listing; otherwise a batch's worth is enough.
+        let wanted = if rounds { usize::MAX } else { batch_max };
         let ready: Vec<ListingId> =
-            s.queue.values().copied().filter(|id| self.ready_at(&self.listings[id]) <= now).collect();
+            s.queue.values().copied().filter(|id| self.ready_at(&self.listings[id]) <= now).take(wanted).collect();
         let mut members: Vec<ListingId>;
         if rounds {
             let open = s.queue.values().any(|id| self.listings[id].in_round);
