@@ -30,12 +30,13 @@
 //!   at most one round per n minutes: every listing pending when the round opens, in as
 //!   many batches as it takes within the budget.
 //! - **Upward guard**: a figure that does not raise what the channel shows goes at once.
-//!   An increase waits until every store with `Intake::Reported` has reported a completed
-//!   poll that started at or after the increase's target was set, or until that store's
-//!   bound has passed since the increase was first queued; so it never waits longer than
-//!   the largest bound, however often the target moves. Stores with `Intake::Immediate`
-//!   (webhooks and the order API, processed before `set_target` is called) never hold
-//!   anything back, so a workspace of such stores pushes increases at once.
+//!   An increase waits until every store with `IntakeMode::Reported` has reported a
+//!   completed poll that started at or after the increase's target was set, or until that
+//!   store's bound has passed since the increase was first queued; so it never waits
+//!   longer than the largest bound, however often the target moves. Stores with
+//!   `IntakeMode::Immediate` (webhooks and the order API, processed before `set_target`
+//!   is called) never hold anything back, so a workspace of such stores pushes increases
+//!   at once.
 //!   A listing with no settled figure yet (never pushed) is not an increase: what its
 //!   channel shows is unknown, and holding the push would leave that unknown figure on
 //!   sale, which may well be higher.
@@ -121,7 +122,7 @@ pub struct RateReport {
 
 /// How a store's orders come in, for the upward guard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Intake {
+pub enum IntakeMode {
     /// Webhooks or the order API, processed before their change commits: always caught up.
     Immediate,
     /// Polled: the shell reports each completed poll (`PushPolicy::intake_caught_up`). An
@@ -129,11 +130,11 @@ pub enum Intake {
     Reported { bound_ms: i64 },
 }
 
-impl Intake {
+impl IntakeMode {
     /// SPEC's default for a polled store: twice its polling interval, at most 10 minutes.
-    pub fn polled(poll_every_seconds: i64) -> Intake {
+    pub fn polled(poll_every_seconds: i64) -> IntakeMode {
         let bound_ms = poll_every_seconds.saturating_mul(2000).min(Limits::DEFAULT.intake_bound_ms_max);
-        Intake::Reported { bound_ms: bound_ms.max(0) }
+        IntakeMode::Reported { bound_ms: bound_ms.max(0) }
     }
 }
 
@@ -154,7 +155,7 @@ pub struct PushConfig {
     pub backoff_base_ms: i64,
     /// Longest retry delay before jitter (capped at `Limits::backoff_ms_max`).
     pub backoff_max_ms: i64,
-    pub intake: Intake,
+    pub intake: IntakeMode,
     /// A paused store claims nothing (its orders still come in).
     pub paused: bool,
 }
@@ -171,7 +172,7 @@ impl Default for PushConfig {
             cost_per_push: 0,
             backoff_base_ms: 1000,
             backoff_max_ms: 300_000,
-            intake: Intake::Immediate,
+            intake: IntakeMode::Immediate,
             paused: false,
         }
     }
@@ -189,7 +190,7 @@ impl PushConfig {
         self.cost_per_push = self.cost_per_push.max(0);
         self.backoff_max_ms = self.backoff_max_ms.clamp(0, limits.backoff_ms_max);
         self.backoff_base_ms = self.backoff_base_ms.clamp(0, self.backoff_max_ms);
-        if let Intake::Reported { bound_ms } = &mut self.intake {
+        if let IntakeMode::Reported { bound_ms } = &mut self.intake {
             *bound_ms = (*bound_ms).clamp(0, limits.intake_bound_ms_max);
         }
         if let Schedule::EveryMinutes(n) = &mut self.schedule {
@@ -630,7 +631,7 @@ impl PushPolicy {
         let mut at = ALWAYS;
         for id in &self.store_order {
             let s = &self.stores[id];
-            if let Intake::Reported { bound_ms } = s.config.intake {
+            if let IntakeMode::Reported { bound_ms } = s.config.intake {
                 if s.caught_up.is_some_and(|c| c >= set_at) {
                     continue;
                 }
@@ -661,10 +662,17 @@ impl PushPolicy {
             return None;
         }
         let config = s.config;
+        let mut bucket = s.bucket.clone();
+        bucket.refill(now);
+        if !bucket.covers(config.cost(1).min(bucket.rate.burst)) {
+            return None; // Not even one push is in the budget: no need to look further.
+        }
         let batch_max = config.batch_max;
         let rounds = matches!(config.schedule, Schedule::EveryMinutes(_));
+        // Opening a round takes every ready listing; otherwise a batch's worth is enough.
+        let wanted = if rounds { usize::MAX } else { batch_max };
         let ready: Vec<ListingId> =
-            s.queue.values().copied().filter(|id| self.ready_at(&self.listings[id]) <= now).collect();
+            s.queue.values().copied().filter(|id| self.ready_at(&self.listings[id]) <= now).take(wanted).collect();
         let mut members: Vec<ListingId>;
         if rounds {
             let open = s.queue.values().any(|id| self.listings[id].in_round);
@@ -756,6 +764,21 @@ impl PushPolicy {
                 at
             }
         };
+        if s.config.cost_per_push == 0 {
+            // The cost does not depend on the batch's size: the answer is the earliest
+            // ready entry, but never before the hold and the budget, so the scan stops at
+            // the first entry ready by then (the common case: one step).
+            let covered = s.bucket.covered_at(s.config.cost(1).min(s.bucket.rate.burst))?;
+            let floor = covered.max(s.hold_until);
+            let mut first = NEVER;
+            for id in s.queue.values() {
+                first = first.min(entry_at(id));
+                if first <= floor {
+                    break;
+                }
+            }
+            return (first != NEVER).then(|| first.max(floor));
+        }
         let first = s.queue.values().map(entry_at).min()?;
         if first == NEVER {
             return None;

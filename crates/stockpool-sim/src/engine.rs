@@ -38,7 +38,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use stockpool_core::build::Builder;
 use stockpool_core::ids::IdMap;
-use stockpool_core::push::{Figure, Intake as PushIntake, Outcome, PushConfig, PushPolicy, Rate};
+use stockpool_core::push::{Figure, IntakeMode, Outcome, PushConfig, PushPolicy, Rate};
 use stockpool_core::velocity::SalesWindow;
 use stockpool_core::{
     Adjustment, Buffer, Intake, ItemId, ItemKind, Latency, ListingId, NewLine, NewOrder, OrderSource, Payment,
@@ -59,7 +59,7 @@ const SAMPLE_MS_MIN: i64 = 10 * 60 * SECOND_MS;
 /// The store code of the hidden "whole pool" listings the engine reads the truth from.
 const POOL_STORE_CODE: &str = "sim-pool";
 
-/// Slowest order delivery still treated as a webhook (`Intake::Immediate`): a channel
+/// Slowest order delivery still treated as a webhook (`IntakeMode::Immediate`): a channel
 /// that is polled, or whose orders arrive later than this, reports its intake instead and
 /// holds increases back (SPEC section 5's upward guard).
 pub const WEBHOOK_LATENCY_SECONDS_MAX: i64 = 10;
@@ -360,7 +360,7 @@ impl<'a> Run<'a> {
         self.schedule(0, Event::Sample);
         if !self.instant {
             for (c, spec) in self.scenario.channels.iter().enumerate() {
-                if spec.order_poll_seconds > 0 && matches!(intake(spec), PushIntake::Reported { .. }) {
+                if spec.order_poll_seconds > 0 && matches!(intake(spec), IntakeMode::Reported { .. }) {
                     self.schedule(spec.order_poll_seconds * SECOND_MS + 1, Event::IntakePoll(c));
                 }
             }
@@ -552,9 +552,14 @@ impl<'a> Run<'a> {
             if self.instant {
                 self.shown[li] = p.quantity;
             } else {
-                let c = li / self.listed();
-                self.policy.set_target(self.stores[c], l, Figure::from(&p), Timestamp(now));
-                self.arm(c, now);
+                // Most recomputed listings did not move: asking the policy when to wake
+                // again is only needed when one did.
+                let figure = Figure::from(&p);
+                if self.policy.target(l) != Some(figure) {
+                    let c = li / self.listed();
+                    self.policy.set_target(self.stores[c], l, figure, Timestamp(now));
+                    self.arm(c, now);
+                }
             }
         }
     }
@@ -698,10 +703,10 @@ pub fn push_config(spec: &crate::scenario::ChannelSpec) -> PushConfig {
 /// polled or slow channel reports its polls, and an increase waits for it at most its
 /// worst order latency (`order_seconds`, latency plus polling interval; SPEC caps it at
 /// 10 minutes).
-pub fn intake(spec: &crate::scenario::ChannelSpec) -> PushIntake {
+pub fn intake(spec: &crate::scenario::ChannelSpec) -> IntakeMode {
     if spec.order_poll_seconds == 0 && spec.order_latency_seconds[1] <= WEBHOOK_LATENCY_SECONDS_MAX {
-        PushIntake::Immediate
+        IntakeMode::Immediate
     } else {
-        PushIntake::Reported { bound_ms: spec.order_seconds() * SECOND_MS }
+        IntakeMode::Reported { bound_ms: spec.order_seconds() * SECOND_MS }
     }
 }

@@ -491,7 +491,7 @@ fn a_paused_store_claims_nothing_while_its_targets_coalesce() {
 /// shop takes webhooks; etsy is polled, with a bound of 6 minutes.
 fn shop_and_polled_etsy(r: &mut Run) {
     r.store(SHOP, realtime(10));
-    r.store(ETSY, PushConfig { intake: Intake::polled(180), ..realtime(10) });
+    r.store(ETSY, PushConfig { intake: IntakeMode::polled(180), ..realtime(10) });
     r.settled(SHOP, 1, 5).settled(SHOP, 2, 5);
 }
 
@@ -586,15 +586,15 @@ fn push_limits_hold_at_the_limit_and_cut_one_past_it() {
     for (asked, got) in
         [(l.intake_bound_ms_max, l.intake_bound_ms_max), (l.intake_bound_ms_max + 1, l.intake_bound_ms_max)]
     {
-        let c = configured(&mut p, PushConfig { intake: Intake::Reported { bound_ms: asked }, ..realtime(1) });
-        assert_eq!(c.intake, Intake::Reported { bound_ms: got });
+        let c = configured(&mut p, PushConfig { intake: IntakeMode::Reported { bound_ms: asked }, ..realtime(1) });
+        assert_eq!(c.intake, IntakeMode::Reported { bound_ms: got });
     }
     for (asked, got) in [(l.backoff_ms_max, l.backoff_ms_max), (l.backoff_ms_max + 1, l.backoff_ms_max)] {
         assert_eq!(configured(&mut p, PushConfig { backoff_max_ms: asked, ..realtime(1) }).backoff_max_ms, got);
     }
-    assert_eq!(Intake::polled(300), Intake::Reported { bound_ms: 600_000 });
-    assert_eq!(Intake::polled(301), Intake::Reported { bound_ms: 600_000 }, "never more than 10 minutes");
-    assert_eq!(Intake::polled(60), Intake::Reported { bound_ms: 120_000 }, "twice the polling interval");
+    assert_eq!(IntakeMode::polled(300), IntakeMode::Reported { bound_ms: 600_000 });
+    assert_eq!(IntakeMode::polled(301), IntakeMode::Reported { bound_ms: 600_000 }, "never more than 10 minutes");
+    assert_eq!(IntakeMode::polled(60), IntakeMode::Reported { bound_ms: 120_000 }, "twice the polling interval");
     for (asked, got) in [(l.retry_after_ms_max, l.retry_after_ms_max), (l.retry_after_ms_max + 1, l.retry_after_ms_max)]
     {
         let mut p = PushPolicy::new(1);
@@ -771,7 +771,7 @@ mod props {
                 cost_per_push: *per_push,
                 backoff_base_ms: 100,
                 backoff_max_ms: 5000,
-                intake: bound.map_or(Intake::Immediate, |b| Intake::Reported { bound_ms: b }),
+                intake: bound.map_or(IntakeMode::Immediate, |b| IntakeMode::Reported { bound_ms: b }),
                 paused: false,
             };
             m.p.configure_store(s, config, Timestamp(0));
