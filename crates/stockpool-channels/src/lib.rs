@@ -141,6 +141,12 @@ pub fn connector(
     }
 }
 
+/// Whether stockpool pushes quantities to stores of `channel` (a connector is built for
+/// it): dispatchers look only at such stores' pending pushes.
+pub fn pushes_to(channel: Channel) -> bool {
+    matches!(channel, Channel::Webhook)
+}
+
 /// The channel's name as SPEC and the API spell it (`shopify`, `webhook`, ...).
 pub fn channel_name(channel: Channel) -> &'static str {
     match channel {

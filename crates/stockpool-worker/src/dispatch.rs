@@ -34,6 +34,16 @@ pub const DISCOVER_INTERVAL: Duration = Duration::from_secs(5);
 /// this even if no commit woke it (another process's commit moves no watch here).
 pub const IDLE_WAKE_MAX: Duration = Duration::from_secs(2);
 
+/// Shortest time between two looks of one dispatcher at its workspace. Commits come
+/// hundreds a second under load; a look per commit would take the workspace's read lock
+/// as often as the writer takes its write lock. Pushes coalesce meanwhile (latest value
+/// wins), so this bounds the work, not the figures, and adds at most this to staleness.
+pub const LOOK_INTERVAL_MIN: Duration = Duration::from_millis(5);
+
+/// Shortest time between two looks of the supervisor for new workspaces with pushes,
+/// when commits wake it.
+pub const DISCOVER_AFTER_COMMIT_MIN: Duration = Duration::from_millis(250);
+
 /// Backoff when reading or settling fails (the database is away): the dispatcher tries
 /// again after this, and never spins.
 pub const ERROR_PAUSE: Duration = Duration::from_secs(1);
@@ -74,6 +84,7 @@ pub async fn run(shared: Shared, mut stop: watch::Receiver<bool>) {
             _ = discover.tick() => {}
             changed = commits.changed() => {
                 if changed.is_err() { break; }
+                if pause(&mut stop, DISCOVER_AFTER_COMMIT_MIN).await { break; }
             }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 match done {
@@ -123,7 +134,7 @@ fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>) -> Snapshot {
                     secret: extra.secret,
                     credentials: extra.credentials,
                 },
-                pending: w.pending_pushes(s.id),
+                pending: if stockpool_channels::pushes_to(s.channel) { w.pending_pushes(s.id) } else { Vec::new() },
             }
         })
         .collect();
@@ -174,8 +185,7 @@ fn reason_word(reason: PushReason, queued: Queued) -> &'static str {
     }
 }
 
-/// Delivers workspace `ws`'s pushes until `stop`, or until it has had nothing to do for a
-/// while (the supervisor starts it again at the next commit).
+/// Delivers workspace `ws`'s pushes until `stop`.
 async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<bool>) -> i64 {
     let mut policy = PushPolicy::new(shared.jitter_seed ^ (ws as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut connected: HashMap<StoreId, Connected> = HashMap::new();
@@ -184,7 +194,9 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
     let mut details: HashMap<ListingId, (PushItem, Published, Queued)> = HashMap::new();
     let mut calls: JoinSet<(StoreId, Claimed, Vec<Attempt>)> = JoinSet::new();
     let mut commits = shared.store.commits();
-    let mut idle_rounds = 0u32;
+    // Stores whose connector could not be built, with the settings that failed: reported
+    // once, tried again when the settings change.
+    let mut refused: HashMap<StoreId, Option<String>> = HashMap::new();
     loop {
         let now = (shared.clock)();
         // 1. What the committed workspace says.
@@ -208,7 +220,8 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
                 s.settings.credentials.as_ref().map(|c| c.to_string()),
             );
             let stale = connected.get(&s.id).is_none_or(|c| c.settings != key || c.schedule != s.schedule);
-            if stale {
+            let known_refusal = refused.get(&s.id).is_some_and(|k| *k == key.1.clone().or(key.3.clone()));
+            if stale && stockpool_channels::pushes_to(s.channel) && !known_refusal {
                 match stockpool_channels::connector(s.channel, s.settings.clone(), shared.http.clone()) {
                     Ok(Some(connector)) => {
                         policy.configure_store(s.id, push_config(connector.as_ref(), s.schedule), now);
@@ -220,6 +233,7 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
                     }
                     Err(e) => {
                         connected.remove(&s.id);
+                        refused.insert(s.id, key.1.clone().or(key.3.clone()));
                         tracing::warn!(workspace = ws, store = %s.settings.code, error = %e, "store cannot push");
                     }
                 }
@@ -327,11 +341,9 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
             }
             None => IDLE_WAKE_MAX,
         };
-        let busy = !calls.is_empty() || wake.is_some() || !tracked.is_empty();
-        idle_rounds = if busy { 0 } else { idle_rounds + 1 };
-        if idle_rounds > 3 {
-            break;
-        }
+        // A workspace with nothing to push to does not wake on every commit.
+        let pushing = !connected.is_empty();
+        let looked = tokio::time::Instant::now();
         tokio::select! {
             Some(done) = calls.join_next(), if !calls.is_empty() => {
                 match done {
@@ -344,13 +356,17 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
                     Err(e) => tracing::error!(workspace = ws, error = %e, "a push call panicked"),
                 }
             }
-            changed = commits.changed() => {
+            changed = commits.changed(), if pushing => {
                 if changed.is_err() { break; }
             }
             _ = tokio::time::sleep(sleep) => {}
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() { break; }
             }
+        }
+        let since = looked.elapsed();
+        if since < LOOK_INTERVAL_MIN && pause(&mut stop, LOOK_INTERVAL_MIN - since).await {
+            break;
         }
     }
     // Calls still out are abandoned: their pushes stay in the outbox and go again.
