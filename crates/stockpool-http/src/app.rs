@@ -4,18 +4,18 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use stockpool_store::Store;
+use stockpool_store::Storage;
 use tokio::net::TcpListener;
 
 pub struct Application {
-    store: Store,
+    store: Storage,
     listener: TcpListener,
     address: SocketAddr,
 }
 
 impl Application {
     /// Binds `listen` (port 0 picks a free port).
-    pub async fn build(store: Store, listen: &str) -> std::io::Result<Application> {
+    pub async fn build(store: Storage, listen: &str) -> std::io::Result<Application> {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;

@@ -1,12 +1,39 @@
 //! `ApiError`: every failure as an RFC 9457 problem details body with a human sentence.
 //!
-//! Store errors map to their status (`StoreError::status`); a 5xx body reveals nothing,
-//! and its cause chain goes to the log instead.
+//! Store errors map to their status here (`status_of`: only this crate knows HTTP); a 5xx
+//! body reveals nothing, and its cause chain goes to the log instead.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use stockpool_core::{CatalogError, OrderError};
 use stockpool_store::StoreError;
+
+/// The HTTP status a store error answers with: 404 for what does not exist, 409 for a
+/// conflict with the current state, 422 for input that breaks a rule, 5xx for the server.
+pub fn status_of(e: &StoreError) -> StatusCode {
+    match e {
+        StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
+        StoreError::Unknown { .. }
+        | StoreError::Invalid(_)
+        | StoreError::Bom(_)
+        | StoreError::Rule(_)
+        | StoreError::Stock(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        StoreError::Catalog(CatalogError::Duplicate { .. }) | StoreError::Conflict(_) => StatusCode::CONFLICT,
+        StoreError::Catalog(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        StoreError::Order(OrderError::UnknownOrder { .. } | OrderError::UnknownCard { .. }) => StatusCode::NOT_FOUND,
+        StoreError::Order(
+            OrderError::WrongStatus { .. }
+            | OrderError::CardWrongStatus { .. }
+            | OrderError::NotReadyToFulfill { .. }
+            | OrderError::CardBelongsToOrder { .. },
+        ) => StatusCode::CONFLICT,
+        StoreError::Order(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        StoreError::At { source, .. } => status_of(source),
+        StoreError::Db(_) | StoreError::Sqlite(_) | StoreError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        StoreError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -28,7 +55,7 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = status_of(&e);
         if status.is_server_error() {
             let mut chain = format!("{e}");
             let mut source = std::error::Error::source(&e);

@@ -28,7 +28,7 @@ use stockpool_core::{CardId, ListingId, OrderId, RuleId};
 use stockpool_store::exec::Command;
 use stockpool_store::model::*;
 use stockpool_store::workspace::Ws;
-use stockpool_store::Store;
+use stockpool_store::Storage;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -48,11 +48,11 @@ pub const BULK_LISTINGS_MAX: usize = 5000;
 
 #[derive(Clone)]
 pub struct App {
-    pub store: Store,
+    pub store: Storage,
 }
 
 /// The whole HTTP application.
-pub fn router(store: Store) -> Router {
+pub fn router(store: Storage) -> Router {
     let api = Router::new()
         .route("/warehouses", post(create_warehouse).get(list_warehouses))
         .route("/warehouses/{code}", get(get_warehouse))

@@ -7,7 +7,7 @@
 //! session cookie and a random CSRF token that every form of the session must carry.
 
 use crate::db::args;
-use crate::{Store, StoreError};
+use crate::{Storage, StoreError};
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use sha2::{Digest, Sha256};
@@ -39,7 +39,7 @@ pub fn random_hex(bytes: usize) -> Result<String, StoreError> {
     Ok(hex::encode(buf))
 }
 
-impl Store {
+impl Storage {
     /// The id of workspace `name`, created if missing.
     pub async fn ensure_workspace(&self, name: &str) -> Result<i64, StoreError> {
         if name.trim().is_empty() || name.chars().count() > WORKSPACE_NAME_LEN_MAX {

@@ -1,6 +1,6 @@
 //! stockpool-store: everything that touches the database.
 //!
-//! `Store` is a cheap handle shared by the HTTP layer, the CLI and the workers. Writes go
+//! `Storage` is a cheap handle shared by the HTTP layer, the CLI and the workers. Writes go
 //! through one writer task per process (`writer.rs`), which commits a batch of commands
 //! per transaction (group commit) and replies only after commit, so an acknowledged write
 //! is durable. Each command is decided by the core on the cached workspace (`workspace.rs`,
@@ -33,8 +33,8 @@ use stockpool_core::{BomError, CatalogError, OrderError, RuleError, StockError, 
 use tokio::sync::{mpsc, oneshot};
 use workspace::Ws;
 
-/// Everything a store operation can fail with. HTTP maps each to a status and a problem
-/// body; the message is a sentence for a person.
+/// Everything a store operation can fail with; the message is a sentence for a person.
+/// The HTTP crate maps each to a status and a problem body (this crate knows no HTTP).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{what} {key} was not found")]
@@ -77,31 +77,6 @@ impl StoreError {
     /// The same error, for element `index` of a bulk request.
     pub fn at(self, index: usize) -> Self {
         StoreError::At { index, source: Box::new(self) }
-    }
-
-    /// The HTTP status this error answers with.
-    pub fn status(&self) -> u16 {
-        match self {
-            StoreError::NotFound { .. } => 404,
-            StoreError::Unknown { .. }
-            | StoreError::Invalid(_)
-            | StoreError::Bom(_)
-            | StoreError::Rule(_)
-            | StoreError::Stock(_) => 422,
-            StoreError::Catalog(CatalogError::Duplicate { .. }) | StoreError::Conflict(_) => 409,
-            StoreError::Catalog(_) => 422,
-            StoreError::Order(OrderError::UnknownOrder { .. } | OrderError::UnknownCard { .. }) => 404,
-            StoreError::Order(
-                OrderError::WrongStatus { .. }
-                | OrderError::CardWrongStatus { .. }
-                | OrderError::NotReadyToFulfill { .. }
-                | OrderError::CardBelongsToOrder { .. },
-            ) => 409,
-            StoreError::Order(_) => 422,
-            StoreError::At { source, .. } => source.status(),
-            StoreError::Db(_) | StoreError::Sqlite(_) | StoreError::Corrupt(_) => 500,
-            StoreError::Unavailable => 503,
-        }
     }
 }
 
@@ -169,15 +144,15 @@ pub const WRITER_QUEUE_MAX: usize = 4096;
 
 /// The handle to the database, the cache and the writer.
 #[derive(Clone)]
-pub struct Store {
+pub struct Storage {
     pub(crate) inner: Arc<Inner>,
     tx: mpsc::Sender<Job>,
 }
 
-impl Store {
+impl Storage {
     /// Opens the database (migrating it) and starts the writer task. The writer stops
-    /// when every `Store` handle is dropped; await the returned handle to see it finish.
-    pub async fn open(url: &str, clock: Clock) -> Result<(Store, tokio::task::JoinHandle<()>), db::ConnectError> {
+    /// when every `Storage` handle is dropped; await the returned handle to see it finish.
+    pub async fn open(url: &str, clock: Clock) -> Result<(Storage, tokio::task::JoinHandle<()>), db::ConnectError> {
         let key = secrets::SecretKey::for_database(url)?;
         let db = Db::connect(url).await?;
         let inner = Arc::new(Inner {
@@ -215,7 +190,7 @@ impl Store {
             });
         });
         match ready_rx.await {
-            Ok(Ok(())) => Ok((Store { inner, tx }, handle)),
+            Ok(Ok(())) => Ok((Storage { inner, tx }, handle)),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(db::ConnectError::Runtime("the writer thread stopped before it started".into())),
         }
@@ -453,7 +428,7 @@ pub struct SyncRecordQuery {
 /// Sync records one page returns at most (SPEC section 6: `limit` at most 1,000).
 pub const SYNC_RECORDS_PAGE_MAX: i64 = 1_000;
 
-impl Store {
+impl Storage {
     /// One page of a workspace's sync records in id order (oldest first), at most `limit`
     /// (capped at `SYNC_RECORDS_PAGE_MAX`), after the id `q.after`. Paged in SQL on the
     /// `(workspace_id, id)` index, so a page costs the same however many records exist.

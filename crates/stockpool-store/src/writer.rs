@@ -1,4 +1,4 @@
-//! The writer: one per process, on its own thread (`Store::open`), committing a batch of
+//! The writer: one per process, on its own thread (`Storage::open`), committing a batch of
 //! commands per transaction.
 //!
 //! SQLite has one writer, and a durable commit costs about one fsync; so commands queue

@@ -21,7 +21,7 @@ use stockpool_core::push::{Batch, Figure, Outcome, PushConfig, PushPolicy, PushR
 use stockpool_core::{Channel, ListingId, Published, Schedule, StoreId};
 use stockpool_store::model::{public_id, Kind};
 use stockpool_store::workspace::{PendingPush, PushReason as Queued, Ws};
-use stockpool_store::{Clock, Command, Settle, SettledAttempt, Store, SyncResult};
+use stockpool_store::{Clock, Command, Settle, SettledAttempt, Storage, SyncResult};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -54,7 +54,7 @@ pub const THROTTLE_DEFAULT_MS: i64 = 1000;
 /// What every dispatcher of a process shares.
 #[derive(Clone)]
 pub struct Shared {
-    pub store: Store,
+    pub store: Storage,
     pub http: HttpClient,
     /// The dispatchers' clock: it paces pushes (the policy's `now`).
     pub clock: Clock,

@@ -11,7 +11,7 @@
 pub mod dispatch;
 pub mod sweeper;
 
-use stockpool_store::{Clock, Store};
+use stockpool_store::{Clock, Storage};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -23,7 +23,7 @@ pub struct Workers {
 
 impl Workers {
     /// Starts every background task for `store`, pacing pushes by `clock`.
-    pub fn start(store: Store, clock: Clock) -> Result<Workers, stockpool_channels::ConfigError> {
+    pub fn start(store: Storage, clock: Clock) -> Result<Workers, stockpool_channels::ConfigError> {
         let (stop, stopped) = watch::channel(false);
         // Jitter differs from run to run; within a run it is a pure function of the seed.
         let jitter_seed =

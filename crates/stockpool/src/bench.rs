@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stockpool_store::{system_clock, Store};
+use stockpool_store::{system_clock, Storage};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
@@ -460,7 +460,7 @@ fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
 
 /// The in-process server and how to stop it.
 struct Server {
-    store: Store,
+    store: Storage,
     writer: tokio::task::JoinHandle<()>,
     stop: oneshot::Sender<()>,
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -468,8 +468,9 @@ struct Server {
 
 impl Server {
     async fn start(database: &str, workspace: &str) -> anyhow::Result<(Server, String, String)> {
-        let (store, writer) =
-            Store::open(database, system_clock()).await.with_context(|| format!("opening the database {database}"))?;
+        let (store, writer) = Storage::open(database, system_clock())
+            .await
+            .with_context(|| format!("opening the database {database}"))?;
         let token = store.create_token(workspace).await.context("creating the bench workspace's token")?;
         let app = crate::app::Application::build(store.clone(), "127.0.0.1:0").await?;
         let base = format!("http://{}", app.address());

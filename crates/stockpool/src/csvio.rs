@@ -23,7 +23,7 @@ use std::time::Duration;
 use stockpool_core::{ItemKind, Limits};
 use stockpool_store::model::{AdjustmentInput, ComponentInput, ComponentsInput, ItemInput, ItemPatch, ListingInput};
 use stockpool_store::workspace::Ws;
-use stockpool_store::{Command, Store, StoreError};
+use stockpool_store::{Command, Storage, StoreError};
 
 /// The rows of one item's bill of materials in a components file: (line, component SKU) for
 /// error reports, and the components to save.
@@ -119,7 +119,7 @@ impl Kind {
 
 /// Imports `file` into `workspace` (created if missing). Prints every bad row to stderr
 /// and fails without changing anything if there is one.
-pub async fn import(store: &Store, workspace: &str, kind: Kind, file: &Path) -> anyhow::Result<()> {
+pub async fn import(store: &Storage, workspace: &str, kind: Kind, file: &Path) -> anyhow::Result<()> {
     let shown = file.display();
     let bar = ProgressBar::hidden();
     let parsed = parse_file(kind, file, &bar).with_context(|| format!("reading {shown}"))?;
@@ -591,7 +591,7 @@ fn locate(plan: &[Planned], index: usize, error: StoreError) -> (u64, String) {
 // ---- export ------------------------------------------------------------------------
 
 /// Writes the workspace's `kind` as CSV to `output`, or to stdout.
-pub async fn export(store: &Store, workspace: &str, kind: Kind, output: Option<&Path>) -> anyhow::Result<()> {
+pub async fn export(store: &Storage, workspace: &str, kind: Kind, output: Option<&Path>) -> anyhow::Result<()> {
     let ws = store.ensure_workspace(workspace).await.with_context(|| format!("opening workspace {workspace}"))?;
     let rows = store.read(ws, |w| export_rows(w, kind)).await.context("reading the workspace")?;
     let header = kind.columns().all;

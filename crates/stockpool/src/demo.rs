@@ -5,7 +5,7 @@
 
 use serde_json::json;
 use stockpool_store::exec::Command;
-use stockpool_store::Store;
+use stockpool_store::Storage;
 
 pub const WORKSPACE: &str = "demo";
 pub const EMAIL: &str = "demo@stockpool.local";
@@ -22,7 +22,7 @@ fn cmd<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> anyhow::Result<T
 }
 
 /// Seeds the demo workspace unless it already has items; returns a login either way.
-pub async fn seed(store: &Store) -> anyhow::Result<Login> {
+pub async fn seed(store: &Storage) -> anyhow::Result<Login> {
     let ws = store.ensure_workspace(WORKSPACE).await?;
     let seeded = store.read(ws, |w| w.state.items().next().is_some()).await?;
     if !seeded {
@@ -115,7 +115,7 @@ pub const RESTOCK_UNITS: i64 = 6;
 /// stall orders one listing every `SHOPPER_INTERVAL`, and what runs low is restocked
 /// (every tenth tick). Orders go through the same intake as a channel's would. Runs until
 /// the process stops; a refused order is logged, never fatal.
-pub async fn shoppers(store: Store) {
+pub async fn shoppers(store: Storage) {
     let Ok(ws) = store.ensure_workspace(WORKSPACE).await else { return };
     let mut seed: u64 = 0x5EED_0FD3_3000_0001;
     let mut next = move || {

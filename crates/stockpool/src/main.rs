@@ -15,7 +15,7 @@ use anyhow::Context;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
-use stockpool_store::{system_clock, Store};
+use stockpool_store::{system_clock, Storage};
 
 /// stockpool: one shared stock pool for every channel you sell on.
 #[derive(Parser)]
@@ -138,8 +138,8 @@ enum SyncCmd {
     },
 }
 
-async fn open(db: &str) -> anyhow::Result<(Store, tokio::task::JoinHandle<()>)> {
-    Store::open(db, system_clock()).await.with_context(|| format!("opening the database {db}"))
+async fn open(db: &str) -> anyhow::Result<(Storage, tokio::task::JoinHandle<()>)> {
+    Storage::open(db, system_clock()).await.with_context(|| format!("opening the database {db}"))
 }
 
 #[tokio::main]

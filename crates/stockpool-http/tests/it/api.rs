@@ -69,7 +69,7 @@ both!(spec_section_6_examples_work_as_written, |app: TestApp| async move {
     // loading recomputes every pending listing's figure from the stored stock: 5. Sync now
     // then wrote the queued push again, with the newest figure and its own reason.
     let (other, _writer) =
-        stockpool_store::Store::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
+        stockpool_store::Storage::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
     let ws = other.ensure_workspace("test").await.unwrap();
     let published = other
         .read(ws, |w| w.state.listings().map(|l| w.published.get(&l.id).map(|p| p.quantity)).collect::<Vec<_>>())
@@ -304,7 +304,7 @@ both!(channel_secrets_and_credentials_are_encrypted_at_rest, |app: TestApp| asyn
     );
     // Another server on the same database (and key) opens them.
     let (other, _writer) =
-        stockpool_store::Store::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
+        stockpool_store::Storage::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
     let ws = other.ensure_workspace("test").await.unwrap();
     let (secret, credentials) = other
         .read(ws, |w| {

@@ -74,7 +74,7 @@ async fn servers_starting_at_once_on_a_fresh_postgres_database_migrate_it_once()
     for _ in 0..4 {
         let url = url.clone();
         opens.push(tokio::spawn(async move {
-            stockpool_store::Store::open(&url, stockpool_store::system_clock()).await.map(|(store, _)| store)
+            stockpool_store::Storage::open(&url, stockpool_store::system_clock()).await.map(|(store, _)| store)
         }));
     }
     let mut stores = Vec::new();
@@ -105,7 +105,7 @@ both!(a_write_from_another_process_is_seen_at_the_next_read_and_decision, |app: 
     // Another process on the same database (the CLI beside a running server, or a second
     // `serve` on PostgreSQL) receives 8 more mugs: 20 in all.
     let (other, _writer) =
-        stockpool_store::Store::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
+        stockpool_store::Storage::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
     let ws = other.ensure_workspace("test").await.unwrap();
     other.execute(ws, adjust(8)).await.unwrap();
     // This server's next read shows it ...

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use stockpool_core::Timestamp;
 use stockpool_http::Application;
-use stockpool_store::Store;
+use stockpool_store::Storage;
 use stockpool_testkit::PgCluster;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct TestApp {
     pub base: String,
     pub token: String,
     pub client: reqwest::Client,
-    pub store: Store,
+    pub store: Storage,
     pub database_url: String,
     /// Milliseconds since the epoch the server reads as now.
     pub clock: Arc<AtomicI64>,
@@ -53,7 +53,7 @@ pub async fn spawn_on(database_url: String, dir: Option<tempfile::TempDir>) -> T
     let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let clock = Arc::new(AtomicI64::new(start));
     let c = clock.clone();
-    let (store, _writer) = Store::open(&database_url, Arc::new(move || Timestamp(c.load(Ordering::SeqCst))))
+    let (store, _writer) = Storage::open(&database_url, Arc::new(move || Timestamp(c.load(Ordering::SeqCst))))
         .await
         .expect("database opens");
     let token = store.create_token("test").await.unwrap();

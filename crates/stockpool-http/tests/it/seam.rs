@@ -209,7 +209,7 @@ both!(a_settled_push_leaves_the_outbox_and_becomes_what_the_channel_has, |app: T
     retry.next_attempt_at = Some(stockpool_core::Timestamp(app.store.now().0 + 4000));
     settle(&app, ws, etsy, vec![retry]).await;
     let (other, _writer) =
-        stockpool_store::Store::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
+        stockpool_store::Storage::open(&app.database_url, stockpool_store::system_clock()).await.unwrap();
     let seen = other.read(ws, move |w| w.pending_pushes(etsy)).await.unwrap();
     assert_eq!(seen.len(), 1);
     assert_eq!(

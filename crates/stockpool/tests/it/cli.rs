@@ -5,7 +5,7 @@ use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use stockpool_store::{system_clock, Store};
+use stockpool_store::{system_clock, Storage};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stockpool");
 
@@ -111,7 +111,7 @@ fn user_create_prompts_for_the_password_and_the_user_can_log_in() {
     assert!(stderr.contains("password"), "it prompts: {stderr}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (store, _writer) = Store::open(&url, system_clock()).await.unwrap();
+        let (store, _writer) = Storage::open(&url, system_clock()).await.unwrap();
         let ws = store.ensure_workspace("shop").await.unwrap();
         assert_eq!(store.verify_user("potter@example.com", "clay and glaze").await.unwrap(), Some(ws));
         assert_eq!(store.verify_user("potter@example.com", "wrong").await.unwrap(), None);
@@ -147,7 +147,7 @@ fn sync_now_queues_a_push_for_every_listing_of_the_store() {
     let url = format!("sqlite://{}", dir.path().join("s.db").display());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (store, writer) = Store::open(&url, system_clock()).await.unwrap();
+        let (store, writer) = Storage::open(&url, system_clock()).await.unwrap();
         let ws = store.ensure_workspace("default").await.unwrap();
         use stockpool_store::Command as C;
         let commands = vec![

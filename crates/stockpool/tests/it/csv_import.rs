@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use stockpool_store::{system_clock, Store};
+use stockpool_store::{system_clock, Storage};
 
 /// A temporary database with warehouses `main` and `shed` and stores `etsy` and `shop` in
 /// the workspaces `default` and `copy`.
@@ -19,7 +19,7 @@ impl Db {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let (store, writer) = Store::open(&url, system_clock()).await.unwrap();
+            let (store, writer) = Storage::open(&url, system_clock()).await.unwrap();
             for name in ["default", "copy"] {
                 let ws = store.ensure_workspace(name).await.unwrap();
                 let seed = serde_json::json!([
