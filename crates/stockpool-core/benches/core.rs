@@ -7,21 +7,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use stockpool_core::build::Builder;
 use stockpool_core::*;
 
-/// A deterministic generator (splitmix64), so every run benches the same catalog.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// A deterministic generator, so every run benches the same catalog.
+use stockpool_core::rng::SplitMix64 as Rng;
 
 /// The benchmark catalog: `items` items in 3 warehouses, listed on `stores` stores.
 /// 20 % raw materials, 10 % sub-assemblies (2 materials each), 30 % stocked products,

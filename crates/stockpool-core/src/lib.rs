@@ -21,6 +21,7 @@ pub mod limits;
 pub mod order;
 pub mod publish;
 pub mod push;
+pub mod rng;
 pub mod rules;
 pub mod state;
 pub mod stock;

@@ -46,6 +46,7 @@ use crate::catalog::{Qty, Schedule};
 use crate::ids::{IdMap, ListingId, StoreId, Timestamp};
 use crate::limits::Limits;
 use crate::publish::Published;
+use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -264,28 +265,6 @@ pub enum Outcome {
     /// A read-back found `channel_quantity` instead of what was last pushed: it is the
     /// settled quantity, push again if the target differs.
     Drift { channel_quantity: Qty },
-}
-
-/// A small seeded PRNG (SplitMix64): jitter only, never security.
-#[derive(Clone, Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..=max` (the modulo bias is below 2^-40 for delays under a day).
-    fn up_to(&mut self, max: i64) -> i64 {
-        if max <= 0 {
-            return 0;
-        }
-        (self.next() % (max as u64 + 1)) as i64
-    }
 }
 
 /// The bucket's level, exact: tokens times `per_ms`, so refilling one millisecond adds

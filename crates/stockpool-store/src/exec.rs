@@ -535,13 +535,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             for p in &published {
                 ws.published.insert(p.listing, *p);
                 // Sync now pushes every listing, also one whose figure the channel has.
-                let meta = Pending {
-                    queued_at: now,
-                    reason: PushReason::SyncNow,
-                    attempts: 0,
-                    next_attempt_at: None,
-                    generation: ws.seq + 1,
-                };
+                let meta = Pending::fresh(now, PushReason::SyncNow, ws.seq + 1);
                 write_pending(ws, p.listing, meta, &mut out);
             }
             Reply::new(false, json!({"queued": published.len()}))
@@ -828,13 +822,7 @@ fn refresh(ws: &mut Ws, listings: &[ListingId], now: Timestamp, out: &mut Vec<St
             // Already queued: the push will carry this newer figure.
             (true, false) | (false, true) => {}
             (false, false) => {
-                let meta = Pending {
-                    queued_at: now,
-                    reason: PushReason::StockChange,
-                    attempts: 0,
-                    next_attempt_at: None,
-                    generation: ws.seq + 1,
-                };
+                let meta = Pending::fresh(now, PushReason::StockChange, ws.seq + 1);
                 write_pending(ws, p.listing, meta, out);
             }
         }
@@ -921,12 +909,9 @@ fn settle_attempt(ws: &mut Ws, store: StoreId, a: &SettledAttempt, now: Timestam
         } else {
             // The figure moved since the push was claimed (or the channel had another):
             // a push of the newest figure stays queued, at once.
-            let meta = Pending {
-                queued_at: ws.pending.get(&a.listing).map_or(now, |m| m.queued_at),
-                reason: ws.pending.get(&a.listing).map_or(PushReason::StockChange, |m| m.reason),
-                attempts: 0,
-                next_attempt_at: None,
-                generation: ws.seq + 1,
+            let meta = match ws.pending.get(&a.listing) {
+                Some(m) => Pending::fresh(m.queued_at, m.reason, ws.seq + 1),
+                None => Pending::fresh(now, PushReason::StockChange, ws.seq + 1),
             };
             write_pending(ws, a.listing, meta, out);
         }

@@ -85,6 +85,14 @@ pub struct Pending {
     pub generation: i64,
 }
 
+impl Pending {
+    /// A push queued at `queued_at` for `reason`, not tried yet, written by the commit
+    /// that will have `generation` as its `seq`.
+    pub fn fresh(queued_at: Timestamp, reason: PushReason, generation: i64) -> Pending {
+        Pending { queued_at, reason, attempts: 0, next_attempt_at: None, generation }
+    }
+}
+
 /// Why a push was queued, as its sync records say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

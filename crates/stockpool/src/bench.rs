@@ -109,23 +109,8 @@ pub struct BenchArgs {
     json: bool,
 }
 
-/// A tiny seeded RNG (splitmix64): the bench must be repeatable and needs nothing better.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`); the modulo bias is irrelevant at these sizes.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
+/// The bench must be repeatable: one seeded generator, the core's.
+use stockpool_core::rng::SplitMix64;
 
 /// The seeded catalog's codes. A per-run prefix keeps reruns on one database apart.
 struct Catalog {
