@@ -5,28 +5,26 @@
 //! platform's `ln` may differ in its last bit between libm builds, so `ln` here uses only
 //! IEEE-754 basic operations, which are exactly rounded everywhere.
 
-/// splitmix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for traffic.
+use stockpool_core::rng::SplitMix64;
+
+/// The core's splitmix64 (`stockpool_core::rng`), with the draws traffic needs on top.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(SplitMix64(seed))
     }
 
     /// An independent stream for `stream` derived from `seed`.
     pub fn derive(seed: u64, stream: u64) -> Rng {
-        let mut r = Rng(seed ^ stream.wrapping_mul(0xd1b5_4a32_d192_ed03));
+        let mut r = Rng::new(seed ^ stream.wrapping_mul(0xd1b5_4a32_d192_ed03));
         r.next_u64();
         r
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (`n > 0`), by Lemire's multiply-shift (the tiny bias is irrelevant here).

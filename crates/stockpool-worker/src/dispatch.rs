@@ -146,19 +146,21 @@ fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>) -> Snapshot {
     Snapshot { stores, current }
 }
 
-/// A store's connector and the settings it was built from.
+/// What a store's connector is built from: when it changes, the connector is rebuilt.
+type ConnectorKey = (Channel, Schedule, Option<String>, Option<String>, Option<String>, Option<String>);
+
+/// A store's connector and what it was built from.
 struct Connected {
     connector: Arc<dyn Connector>,
-    settings: (Channel, Option<String>, Option<String>, Option<String>, Option<String>),
-    schedule: Schedule,
+    key: ConnectorKey,
 }
 
-/// What a claimed batch needs for its settle: each push's listing details.
+/// A claimed batch: the items sent, in the batch's order, each with what its settle
+/// records (the figure with its rule, the reason word, the attempt number).
 struct Claimed {
     batch: Batch,
     items: Vec<PushItem>,
-    figures: Vec<Published>,
-    reasons: Vec<&'static str>,
+    records: Vec<(Published, &'static str, u32)>,
 }
 
 /// The push policy's configuration for a store of `channel` from its connector's limits.
@@ -196,7 +198,7 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
     let mut commits = shared.store.commits();
     // Stores whose connector could not be built, with the settings that failed: reported
     // once, tried again when the settings change.
-    let mut refused: HashMap<StoreId, Option<String>> = HashMap::new();
+    let mut refused: HashMap<StoreId, ConnectorKey> = HashMap::new();
     loop {
         let now = (shared.clock)();
         // 1. What the committed workspace says.
@@ -212,20 +214,21 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
             }
         };
         for s in &snap.stores {
-            let key = (
+            let key: ConnectorKey = (
                 s.channel,
+                s.schedule,
                 s.settings.url.clone(),
                 s.settings.base_url.clone(),
                 s.settings.secret.clone(),
                 s.settings.credentials.as_ref().map(|c| c.to_string()),
             );
-            let stale = connected.get(&s.id).is_none_or(|c| c.settings != key || c.schedule != s.schedule);
-            let known_refusal = refused.get(&s.id).is_some_and(|k| *k == key.1.clone().or(key.3.clone()));
+            let stale = connected.get(&s.id).is_none_or(|c| c.key != key);
+            let known_refusal = refused.get(&s.id) == Some(&key);
             if stale && stockpool_channels::pushes_to(s.channel) && !known_refusal {
                 match stockpool_channels::connector(s.channel, s.settings.clone(), shared.http.clone()) {
                     Ok(Some(connector)) => {
                         policy.configure_store(s.id, push_config(connector.as_ref(), s.schedule), now);
-                        connected.insert(s.id, Connected { connector, settings: key, schedule: s.schedule });
+                        connected.insert(s.id, Connected { connector, key });
                     }
                     // `manual`: the seller sets it by hand; nothing to push.
                     Ok(None) => {
@@ -233,7 +236,7 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
                     }
                     Err(e) => {
                         connected.remove(&s.id);
-                        refused.insert(s.id, key.1.clone().or(key.3.clone()));
+                        refused.insert(s.id, key);
                         tracing::warn!(workspace = ws, store = %s.settings.code, error = %e, "store cannot push");
                     }
                 }
@@ -282,43 +285,27 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
         for s in &snap.stores {
             let Some(c) = connected.get(&s.id) else { continue };
             while let Some(batch) = policy.poll_batch(s.id, now) {
-                let mut claimed = Claimed { batch, items: Vec::new(), figures: Vec::new(), reasons: Vec::new() };
+                let mut claimed = Claimed { batch, items: Vec::new(), records: Vec::new() };
                 for p in &claimed.batch.pushes {
-                    let (mut item, figure, queued) = details.get(&p.listing).cloned().unwrap_or_else(|| {
-                        // Tracked but no longer pending: its current figure is the target.
-                        let empty = PushItem {
-                            listing: p.listing,
-                            public_id: public_id(Kind::Listing, ws, p.listing.0),
-                            external_id: String::new(),
-                            store_sku: String::new(),
-                            sku: String::new(),
-                            quantity: p.figure.quantity,
-                            sell_when_out_of_stock: p.figure.sell_when_out_of_stock,
-                            show_backorder: p.figure.show_backorder,
-                            settled: None,
-                        };
-                        let published = Published {
-                            listing: p.listing,
-                            quantity: p.figure.quantity,
-                            sell_when_out_of_stock: p.figure.sell_when_out_of_stock,
-                            show_backorder: p.figure.show_backorder,
-                            rule: None,
-                        };
-                        (empty, published, Queued::StockChange)
-                    });
+                    // Every listing the policy knows was pending once, so its details are
+                    // here; one that is not is left out of the call, which the policy takes
+                    // as a retry.
+                    let Some((item, figure, queued)) = details.get(&p.listing) else { continue };
                     // The push carries the policy's figure: the newest committed one.
-                    item.quantity = p.figure.quantity;
-                    item.sell_when_out_of_stock = p.figure.sell_when_out_of_stock;
-                    item.show_backorder = p.figure.show_backorder;
-                    item.settled = p.settled.map(|x| x.quantity);
-                    claimed.items.push(item);
-                    claimed.figures.push(Published {
+                    claimed.items.push(PushItem {
                         quantity: p.figure.quantity,
                         sell_when_out_of_stock: p.figure.sell_when_out_of_stock,
                         show_backorder: p.figure.show_backorder,
-                        ..figure
+                        settled: p.settled.map(|x| x.quantity),
+                        ..item.clone()
                     });
-                    claimed.reasons.push(reason_word(p.reason, queued));
+                    let pushed = Published {
+                        quantity: p.figure.quantity,
+                        sell_when_out_of_stock: p.figure.sell_when_out_of_stock,
+                        show_backorder: p.figure.show_backorder,
+                        ..*figure
+                    };
+                    claimed.records.push((pushed, reason_word(p.reason, *queued), p.attempt));
                 }
                 let connector = c.connector.clone();
                 let store = s.id;
@@ -414,16 +401,15 @@ async fn settle(
         outcomes.push((item.listing, outcome, a));
     }
     let pairs: Vec<(ListingId, Outcome)> = outcomes.iter().map(|(l, o, _)| (*l, *o)).collect();
-    let attempt_numbers: Vec<u32> = claimed.batch.pushes.iter().map(|p| p.attempt).collect();
     policy.handle_outcomes(store, claimed.batch.id, &pairs, now);
     let settled: Vec<SettledAttempt> = outcomes
         .into_iter()
         .enumerate()
         .map(|(i, (listing, outcome, a))| SettledAttempt {
             listing,
-            pushed: claimed.figures[i],
+            pushed: claimed.records[i].0,
             old_quantity: claimed.items[i].settled,
-            reason: claimed.reasons[i],
+            reason: claimed.records[i].1,
             result: match outcome {
                 Outcome::Ok => SyncResult::Ok,
                 Outcome::Retry { .. } => SyncResult::Retry,
@@ -433,7 +419,7 @@ async fn settle(
             },
             status_code: a.status_code,
             detail: a.detail,
-            attempt: attempt_numbers.get(i).copied().unwrap_or(1),
+            attempt: claimed.records[i].2,
             next_attempt_at: policy.retry_at(listing, now),
         })
         .collect();
