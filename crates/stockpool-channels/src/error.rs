@@ -21,6 +21,8 @@ pub enum ConfigError {
     MissingSecret { store: String },
     #[error("the HTTP client could not be built: {0}")]
     HttpClient(#[source] reqwest::Error),
+    #[error("the node id {0:?} cannot be sent as a header; use letters, digits, '.', '-' and '_'")]
+    NodeId(String),
 }
 
 /// A call a connector could not make or the channel would not answer, outside pushes.

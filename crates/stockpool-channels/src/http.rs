@@ -73,12 +73,33 @@ pub fn http_client() -> Result<reqwest::Client, ConfigError> {
     http_client_with(ClientTimeouts::default())
 }
 
+/// The header naming the node that sent a call (several `serve` processes on one
+/// database): operators and receivers can tell which node pushed what.
+pub const NODE_HEADER: &str = "x-stockpool-node";
+
+/// The client every connector of node `node` shares: [`http_client`]'s, and every call
+/// names the node in [`NODE_HEADER`]. A node id that is not a valid header value is
+/// refused.
+pub fn http_client_for_node(node: &str) -> Result<reqwest::Client, ConfigError> {
+    let value = reqwest::header::HeaderValue::from_str(node).map_err(|_| ConfigError::NodeId(node.to_string()))?;
+    build(ClientTimeouts::default(), Some(value))
+}
+
 /// The client every connector shares: `User-Agent: stockpool/<version>`, connect and
 /// overall timeouts, and redirects followed only when they keep the method and body (307,
 /// 308), stay on the origin the call started at, and number at most [`REDIRECTS_MAX`].
 pub fn http_client_with(timeouts: ClientTimeouts) -> Result<reqwest::Client, ConfigError> {
+    build(timeouts, None)
+}
+
+fn build(timeouts: ClientTimeouts, node: Option<reqwest::header::HeaderValue>) -> Result<reqwest::Client, ConfigError> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(node) = node {
+        headers.insert(NODE_HEADER, node);
+    }
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
+        .default_headers(headers)
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)

@@ -32,7 +32,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use error::{ChannelError, ConfigError, ParseError, SignatureError};
-pub use http::{http_client, http_client_with, ClientTimeouts, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+pub use http::{
+    http_client, http_client_for_node, http_client_with, ClientTimeouts, CONNECT_TIMEOUT, NODE_HEADER, REQUEST_TIMEOUT,
+};
 pub use model::{
     Attempt, AttemptResult, ChannelLimits, InboundEvent, InboundLine, InboundOrder, PollPage, PushItem, ReadItem,
     StoreSettings,

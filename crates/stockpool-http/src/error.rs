@@ -32,6 +32,7 @@ pub fn status_of(e: &StoreError) -> StatusCode {
         StoreError::At { source, .. } => status_of(source),
         StoreError::Db(_) | StoreError::Sqlite(_) | StoreError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
         StoreError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::LeaseLost { .. } => StatusCode::CONFLICT,
     }
 }
 

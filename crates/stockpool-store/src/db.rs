@@ -431,6 +431,17 @@ ALTER TABLE sync_records ADD COLUMN status_code BIGINT;
 ALTER TABLE sync_records ADD COLUMN attempt BIGINT NOT NULL DEFAULT 1;
 CREATE INDEX sync_records_by_id ON sync_records (workspace_id, id)
 ",
+    // Several nodes: one row per workspace names the node that pushes its stores, the
+    // lease's generation (moves at every change of holder; settles are fenced by it) and
+    // when it expires (`lease.rs`).
+    "
+CREATE TABLE leases (
+    workspace_id BIGINT PRIMARY KEY REFERENCES workspaces(id),
+    holder TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+)
+",
 ];
 
 #[cfg(test)]

@@ -50,6 +50,10 @@ pub enum Command {
 pub struct Settle {
     pub store: StoreId,
     pub attempts: Vec<SettledAttempt>,
+    /// The push lease the attempts were made under: the writer records nothing unless the
+    /// workspace's lease still has this holder and generation (`lease.rs`). `None`
+    /// settles unfenced (tests, and tools that push no channel).
+    pub fence: Option<crate::lease::Fence>,
 }
 
 /// One push attempt to one listing and how it ended.
@@ -316,6 +320,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 base_url: check_url(input.base_url.clone())?,
                 secret: check_secret(input.secret.clone())?,
                 credentials: check_credentials(input.credentials.clone())?,
+                paused: input.paused.unwrap_or(false),
             };
             // Everything that can fail comes before the first change to `ws`.
             let row = store_stmt(ws, &store, &extra)?;
@@ -350,6 +355,9 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             }
             if patch.credentials.is_some() {
                 extra.credentials = check_credentials(patch.credentials.clone())?;
+            }
+            if let Some(p) = patch.paused {
+                extra.paused = p;
             }
             // Everything that can fail comes before the first change to `ws`.
             let row = store_stmt(ws, &store, &extra)?;

@@ -14,6 +14,7 @@ pub mod auth;
 mod checkpoint;
 pub mod db;
 pub mod exec;
+pub mod lease;
 pub mod model;
 pub mod secrets;
 pub mod velocity;
@@ -23,6 +24,7 @@ pub mod yardstick;
 
 pub use db::{Backend, Db};
 pub use exec::{Command, Reply, Settle, SettledAttempt, SyncResult};
+pub use lease::{Fence, Lease, NodeId};
 pub use writer::BATCH_COMMANDS_MAX;
 
 use sqlx::Row;
@@ -65,6 +67,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the server is shutting down or overloaded; try again")]
     Unavailable,
+    /// A settle fenced by a lease this node no longer holds (`lease.rs`): another node
+    /// pushes the workspace now, and nothing was recorded.
+    #[error("this node no longer holds the push lease of workspace {workspace}; another node pushes it now")]
+    LeaseLost { workspace: i64 },
 }
 
 impl StoreError {

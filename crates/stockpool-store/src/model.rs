@@ -118,6 +118,8 @@ pub struct StoreInput {
     /// Overrides the channel's API address (emulators, proxies, tests).
     pub base_url: Option<String>,
     pub enabled: Option<bool>,
+    /// A paused store gets no pushes (its orders still come in); default `false`.
+    pub paused: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -129,9 +131,13 @@ pub struct StorePatch {
     pub credentials: Option<Value>,
     pub base_url: Option<String>,
     pub enabled: Option<bool>,
+    /// `true` stops the store's pushes until `false` (SPEC section 5a); the outbox keeps
+    /// the newest figure meanwhile.
+    pub paused: Option<bool>,
 }
 
-/// What the store keeps beside the core's `Store`: connection settings.
+/// What the store keeps beside the core's `Store`: connection settings, and whether its
+/// pushes are paused.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct StoreExtra {
     pub url: Option<String>,
@@ -140,6 +146,10 @@ pub struct StoreExtra {
     pub secret: Option<String>,
     /// Encrypted at rest like `secret` (as one sealed string); never shown.
     pub credentials: Option<Value>,
+    /// Pushes stopped (`PATCH /stores/{code}` `"paused": true`). Absent in documents
+    /// written before it existed: not paused.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl StoreExtra {

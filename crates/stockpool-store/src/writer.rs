@@ -33,6 +33,7 @@
 
 use crate::db::{args, Arg, Backend, Db};
 use crate::exec::{execute, Reply, Row as HotRow, Stmt};
+use crate::lease::Fence;
 use crate::workspace::Ws;
 use crate::{Inner, Job, StoreError, WsHandle};
 use rusqlite::OptionalExtension;
@@ -222,17 +223,36 @@ struct Decided {
     rows: Coalesced,
 }
 
-/// Decides every command of `work` on its (locked, current) workspace. Writes nothing.
+/// The fenced settles of `work`: (index, workspace, fence).
+fn fences<'w>(work: &'w [(i64, &crate::Command)]) -> impl Iterator<Item = (usize, i64, &'w Fence)> + 'w {
+    work.iter().enumerate().filter_map(|(i, (ws, cmd))| match cmd {
+        crate::Command::Settle(s) => s.fence.as_ref().map(|f| (i, *ws, f)),
+        _ => None,
+    })
+}
+
+/// Whether the lease row `(holder, generation)` is the one `fence` names.
+fn fence_holds(row: Option<(String, i64)>, fence: &Fence) -> bool {
+    row.is_some_and(|(holder, generation)| holder == fence.node.as_str() && generation == fence.generation)
+}
+
+/// Decides every command of `work` on its (locked, current) workspace, except the fenced
+/// settles in `refused` (their lease changed hands): those fail. Writes nothing.
 fn decide(
     inner: &Inner,
     locked: &mut Locked<'_>,
     work: &[(i64, &crate::Command)],
+    refused: &BTreeSet<usize>,
     now: stockpool_core::Timestamp,
 ) -> Decided {
     let mut out = Decided { results: Vec::with_capacity(work.len()), sql: Vec::new(), rows: Coalesced::default() };
-    for (ws_id, cmd) in work {
+    for (i, (ws_id, cmd)) in work.iter().enumerate() {
         let ws = &mut locked.guards.iter_mut().find(|(id, _)| id == ws_id).expect("locked above").1;
         inner.metrics.commands.fetch_add(1, Ordering::Relaxed);
+        if refused.contains(&i) {
+            out.results.push(Err(StoreError::LeaseLost { workspace: *ws_id }));
+            continue;
+        }
         let decided = execute(ws, cmd, now);
         match decided {
             Ok((reply, stmts)) => {
@@ -302,7 +322,23 @@ async fn batch_postgres(inner: &Inner, db: &Db, work: &[(i64, &crate::Command)])
             locked.take_loaded(id, &mut tx, now).await?;
         }
     }
-    let Decided { results, sql, rows } = decide(inner, &mut locked, work, now);
+    // A settle's fence is checked under the workspace's lock, with the lease row locked
+    // too: no node takes the lease between this check and the commit.
+    let mut refused = BTreeSet::new();
+    for (i, ws, fence) in fences(work) {
+        let row = sqlx::query_with(
+            "SELECT holder, generation FROM leases WHERE workspace_id = $1 FOR UPDATE",
+            args(&[ws.into()]),
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let row =
+            row.map(|r| Ok::<_, sqlx::Error>((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?))).transpose()?;
+        if !fence_holds(row, fence) {
+            refused.insert(i);
+        }
+    }
+    let Decided { results, sql, rows } = decide(inner, &mut locked, work, &refused, now);
     let decided_at = started.elapsed();
     for (sql, values) in &sql {
         sqlx::query_with(sql, args(values)).execute(&mut *tx).await?;
@@ -366,7 +402,19 @@ async fn batch_sqlite(
             locked.take_loaded(id, &mut *db.pool.acquire().await?, now).await?;
         }
     }
-    let Decided { results, sql, rows } = decide(inner, &mut locked, work, now);
+    // `BEGIN IMMEDIATE` holds the database's write lock: no node takes a lease between
+    // this check and the commit.
+    let mut refused = BTreeSet::new();
+    for (i, ws, fence) in fences(work) {
+        let row: Option<(String, i64)> = lite
+            .prepare_cached("SELECT holder, generation FROM leases WHERE workspace_id = ?1")?
+            .query_row([ws], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if !fence_holds(row, fence) {
+            refused.insert(i);
+        }
+    }
+    let Decided { results, sql, rows } = decide(inner, &mut locked, work, &refused, now);
     let decided_at = started.elapsed();
     for (sql, values) in &sql {
         lite_execute(lite, sql, values)?;

@@ -11,31 +11,49 @@
 pub mod dispatch;
 pub mod sweeper;
 
-use stockpool_store::{Clock, Storage};
+use stockpool_store::{Clock, NodeId, Storage, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// Why the workers could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Channels(#[from] stockpool_channels::ConfigError),
+    #[error("no node id: {0}")]
+    Node(#[from] StoreError),
+}
 
 /// The background tasks of one server process.
 pub struct Workers {
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    node: NodeId,
 }
 
 impl Workers {
-    /// Starts every background task for `store`, pacing pushes by `clock`.
-    pub fn start(store: Storage, clock: Clock) -> Result<Workers, stockpool_channels::ConfigError> {
+    /// Starts every background task for `store` as a new node (push leases name it; its
+    /// calls to channels carry it in `X-Stockpool-Node`), pacing pushes by `clock`.
+    pub fn start(store: Storage, clock: Clock) -> Result<Workers, StartError> {
         let (stop, stopped) = watch::channel(false);
         // Jitter differs from run to run; within a run it is a pure function of the seed.
         let jitter_seed =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
                 ^ u64::from(std::process::id());
-        let shared =
-            dispatch::Shared { store: store.clone(), http: stockpool_channels::http_client()?, clock, jitter_seed };
+        let node = NodeId::generate()?;
+        let http = stockpool_channels::http_client_for_node(node.as_str())?;
+        tracing::info!(node = %node, "this process is node {node}");
+        let shared = dispatch::Shared { store: store.clone(), http, clock, jitter_seed, node: node.clone() };
         let tasks = vec![
             ("deadline sweeper", tokio::spawn(sweeper::run(store, stopped.clone()))),
             ("dispatchers", tokio::spawn(dispatch::run(shared, stopped))),
         ];
-        Ok(Workers { stop, tasks })
+        Ok(Workers { stop, tasks, node })
+    }
+
+    /// This process's node id.
+    pub fn node(&self) -> &NodeId {
+        &self.node
     }
 
     /// Tells every task to stop and waits for each to finish its current step.

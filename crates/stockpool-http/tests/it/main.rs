@@ -6,5 +6,6 @@ mod bad_input;
 mod concurrency;
 mod dashboard;
 mod helpers;
+mod nodes;
 mod seam;
 mod sync;

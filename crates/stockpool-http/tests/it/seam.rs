@@ -160,7 +160,7 @@ fn attempt(p: &PendingPush, result: SyncResult) -> SettledAttempt {
 }
 
 async fn settle(app: &TestApp, ws: i64, store: StoreId, attempts: Vec<SettledAttempt>) {
-    app.store.execute(ws, Command::Settle(Settle { store, attempts })).await.unwrap();
+    app.store.execute(ws, Command::Settle(Settle { store, attempts, fence: None })).await.unwrap();
 }
 
 async fn adjust(app: &TestApp, delta: i64) {
