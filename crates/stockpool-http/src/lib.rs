@@ -238,7 +238,74 @@ async fn metrics(State(app): State<App>) -> Result<Response, ApiError> {
     ] {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
     }
+    store_metrics(&mut text, &app.store.store_gauges().await?, &m.pushes.snapshot(), app.store.now());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Each store's queue and pushes, labelled `workspace` and `store` (its code).
+fn store_metrics(
+    text: &mut String,
+    gauges: &[stockpool_store::metrics::StoreGauge],
+    pushes: &std::collections::BTreeMap<(i64, i64), stockpool_store::metrics::StorePushes>,
+    now: stockpool_core::Timestamp,
+) {
+    use std::fmt::Write;
+    use stockpool_store::metrics::{RESULTS, STALENESS_BUCKETS_MS};
+    let labels: Vec<(String, Option<&stockpool_store::metrics::StorePushes>, &stockpool_store::metrics::StoreGauge)> =
+        gauges
+            .iter()
+            .map(|g| {
+                let l = format!("workspace=\"{}\",store=\"{}\"", label(&g.workspace), label(&g.store));
+                (l, pushes.get(&(g.workspace_id, g.store_id)), g)
+            })
+            .collect();
+    let _ = writeln!(text, "# HELP stockpool_store_queue_depth Listings of the store with a push queued.");
+    let _ = writeln!(text, "# TYPE stockpool_store_queue_depth gauge");
+    for (l, _, g) in &labels {
+        let _ = writeln!(text, "stockpool_store_queue_depth{{{l}}} {}", g.pending);
+    }
+    let _ = writeln!(
+        text,
+        "# HELP stockpool_store_oldest_pending_seconds How long the store's oldest queued push has waited (0: none)."
+    );
+    let _ = writeln!(text, "# TYPE stockpool_store_oldest_pending_seconds gauge");
+    for (l, _, g) in &labels {
+        let age = g.oldest_queued_at.map_or(0, |at| (now.0 - at.0).max(0));
+        let _ = writeln!(text, "stockpool_store_oldest_pending_seconds{{{l}}} {:.3}", age as f64 / 1000.0);
+    }
+    let _ = writeln!(text, "# HELP stockpool_store_pushes_total Push attempts to the store, by sync-record result.");
+    let _ = writeln!(text, "# TYPE stockpool_store_pushes_total counter");
+    for (l, p, _) in &labels {
+        for (i, result) in RESULTS.iter().enumerate() {
+            let n = p.map_or(0, |p| p.results[i]);
+            let _ = writeln!(text, "stockpool_store_pushes_total{{{l},result=\"{result}\"}} {n}");
+        }
+    }
+    let _ = writeln!(
+        text,
+        "# HELP stockpool_store_staleness_seconds From a listing's figure first moving to the channel taking it."
+    );
+    let _ = writeln!(text, "# TYPE stockpool_store_staleness_seconds histogram");
+    for (l, p, _) in &labels {
+        let default = stockpool_store::metrics::StorePushes::default();
+        let p = p.unwrap_or(&default);
+        let mut cumulative = 0;
+        for (i, bound) in STALENESS_BUCKETS_MS.iter().enumerate() {
+            cumulative += p.staleness[i];
+            let le = *bound as f64 / 1000.0;
+            let _ = writeln!(text, "stockpool_store_staleness_seconds_bucket{{{l},le=\"{le}\"}} {cumulative}");
+        }
+        cumulative += p.staleness[STALENESS_BUCKETS_MS.len()];
+        let _ = writeln!(text, "stockpool_store_staleness_seconds_bucket{{{l},le=\"+Inf\"}} {cumulative}");
+        let _ =
+            writeln!(text, "stockpool_store_staleness_seconds_sum{{{l}}} {:.3}", p.staleness_sum_ms as f64 / 1000.0);
+        let _ = writeln!(text, "stockpool_store_staleness_seconds_count{{{l}}} {cumulative}");
+    }
 }
 
 // ---- warehouses -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ pub mod auth;
 mod checkpoint;
 pub mod db;
 pub mod exec;
+pub mod metrics;
 pub mod model;
 pub mod secrets;
 pub mod velocity;
@@ -91,6 +92,8 @@ pub struct Metrics {
     /// Workspaces read whole from the database (first use, another process's change, a
     /// failed batch). Settling pushes must not move it (`tests/it/seam.rs`).
     pub workspace_loads: AtomicU64,
+    /// Each store's settled attempts and staleness (`metrics.rs`).
+    pub pushes: metrics::PushMetrics,
 }
 
 /// Where the server reads time: the one clock seam. Tests pass a settable clock.
@@ -326,6 +329,32 @@ impl Storage {
     }
 
     /// Pending pushes in the outbox, for `/metrics`.
+    /// Every store with its names and its outbox (listings queued, the oldest `queued_at`),
+    /// for `/metrics`; at most `METRICS_STORES_MAX`, in id order.
+    pub async fn store_gauges(&self) -> Result<Vec<metrics::StoreGauge>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT w.id, w.name, s.id, s.code, COUNT(o.listing_id), MIN(o.queued_at) \
+             FROM stores s JOIN workspaces w ON w.id = s.workspace_id \
+             LEFT JOIN outbox o ON o.workspace_id = s.workspace_id AND o.store_id = s.id \
+             GROUP BY w.id, w.name, s.id, s.code ORDER BY w.id, s.id LIMIT $1",
+        )
+        .bind(metrics::METRICS_STORES_MAX)
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(metrics::StoreGauge {
+                    workspace_id: r.try_get(0)?,
+                    workspace: r.try_get(1)?,
+                    store_id: r.try_get(2)?,
+                    store: r.try_get(3)?,
+                    pending: r.try_get(4)?,
+                    oldest_queued_at: r.try_get::<Option<i64>, _>(5)?.map(Timestamp),
+                })
+            })
+            .collect()
+    }
+
     pub async fn outbox_pending(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&self.inner.db.pool).await?)
     }

@@ -233,6 +233,13 @@ fn decide(
     for (ws_id, cmd) in work {
         let ws = &mut locked.guards.iter_mut().find(|(id, _)| id == ws_id).expect("locked above").1;
         inner.metrics.commands.fetch_add(1, Ordering::Relaxed);
+        // A settle's staleness is measured from the outbox rows it is about to settle.
+        let queued: Vec<Option<stockpool_core::Timestamp>> = match cmd {
+            crate::Command::Settle(s) => {
+                s.attempts.iter().map(|a| ws.pending.get(&a.listing).map(|p| p.queued_at)).collect()
+            }
+            _ => Vec::new(),
+        };
         let decided = execute(ws, cmd, now);
         match decided {
             Ok((reply, stmts)) => {
@@ -245,12 +252,33 @@ fn decide(
                 if matches!(cmd, crate::Command::CreateOrder(_)) && reply.created {
                     inner.metrics.orders_created.fetch_add(1, Ordering::Relaxed);
                 }
+                if let crate::Command::Settle(settle) = cmd {
+                    record_settle(&inner.metrics.pushes, ws.id, settle, &queued, now);
+                }
                 out.results.push(Ok(reply));
             }
             Err(e) => out.results.push(Err(e)),
         }
     }
     out
+}
+
+/// Counts a settled batch's attempts, and the staleness of each push the channel took.
+fn record_settle(
+    pushes: &crate::metrics::PushMetrics,
+    ws: i64,
+    settle: &crate::Settle,
+    queued: &[Option<stockpool_core::Timestamp>],
+    now: stockpool_core::Timestamp,
+) {
+    pushes.record(ws, settle.store.0 as i64, |m| {
+        for (a, queued_at) in settle.attempts.iter().zip(queued) {
+            m.attempt(a.result.as_str());
+            if let (crate::SyncResult::Ok, Some(at)) = (a.result, queued_at) {
+                m.delivered(now.0 - at.0);
+            }
+        }
+    });
 }
 
 /// Bumps each workspace's sequence in its (still locked) cache; returns
