@@ -482,26 +482,44 @@ impl Storage {
         )
         .fetch_all(&self.inner.db.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let rule_id: Option<i64> = r.try_get(7)?;
-                let rule_version: Option<i64> = r.try_get(8)?;
-                Ok(SyncRecord {
-                    id: r.try_get(0)?,
-                    listing: r.try_get(1)?,
-                    store: r.try_get(2)?,
-                    item: r.try_get(3)?,
-                    old_quantity: r.try_get(4)?,
-                    new_quantity: r.try_get(5)?,
-                    reason: r.try_get(6)?,
-                    rule: rule_id.zip(rule_version),
-                    result: r.try_get(9)?,
-                    status_code: r.try_get(10)?,
-                    detail: r.try_get(11)?,
-                    attempt: r.try_get(12)?,
-                    created_at: r.try_get(13)?,
-                })
-            })
-            .collect()
+        rows.iter().map(sync_record).collect()
     }
+
+    /// The newest `n` sync records of `store` (at most `LAST_SYNC_RECORDS_MAX`), newest
+    /// first: what the dashboard shows of each store's last pushes.
+    pub async fn last_sync_records(&self, ws: i64, store: i64, n: i64) -> Result<Vec<SyncRecord>, StoreError> {
+        let rows = sqlx::query_with(
+            "SELECT id, listing_id, store_id, item_id, old_quantity, new_quantity, reason, rule_id, rule_version, result, \
+                    status_code, detail, attempt, created_at \
+             FROM sync_records WHERE workspace_id = $1 AND store_id = $2 ORDER BY id DESC LIMIT $3",
+            db::args(&[ws.into(), store.into(), n.clamp(1, LAST_SYNC_RECORDS_MAX).into()]),
+        )
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        rows.iter().map(sync_record).collect()
+    }
+}
+
+/// Most records `Storage::last_sync_records` returns.
+pub const LAST_SYNC_RECORDS_MAX: i64 = 100;
+
+/// A sync record from a row of `sync_records` selected in `SyncRecord`'s field order.
+fn sync_record(r: &sqlx::any::AnyRow) -> Result<SyncRecord, StoreError> {
+    let rule_id: Option<i64> = r.try_get(7)?;
+    let rule_version: Option<i64> = r.try_get(8)?;
+    Ok(SyncRecord {
+        id: r.try_get(0)?,
+        listing: r.try_get(1)?,
+        store: r.try_get(2)?,
+        item: r.try_get(3)?,
+        old_quantity: r.try_get(4)?,
+        new_quantity: r.try_get(5)?,
+        reason: r.try_get(6)?,
+        rule: rule_id.zip(rule_version),
+        result: r.try_get(9)?,
+        status_code: r.try_get(10)?,
+        detail: r.try_get(11)?,
+        attempt: r.try_get(12)?,
+        created_at: r.try_get(13)?,
+    })
 }

@@ -159,9 +159,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Demo { database, listen } => {
             let (store, writer) = open(&database).await?;
-            let login = demo::seed(&store).await.context("seeding the demo workspace")?;
+            let shops = demo::start_shops().await.context("starting the demo's emulated shops")?;
+            let login = demo::seed(&store, &shops).await.context("seeding the demo workspace")?;
             let app = app::Application::build(store.clone(), &listen).await?;
-            let shoppers = tokio::spawn(demo::shoppers(store));
+            let shoppers = tokio::spawn(demo::shoppers(store, app.address(), shops));
             println!("stockpool demo is running.");
             println!("  dashboard: http://{}/", app.address());
             println!("  login:     {} / {}", login.email, login.password);

@@ -79,14 +79,52 @@ fn demo_serves_a_seeded_shop_with_a_working_login_and_shoppers_that_order() {
             .await
             .unwrap();
         assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
-        // The emulated shoppers add orders to the two seeded ones.
+        let session = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("sp_session="))
+            .expect("a session cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+
+        // Both emulated webhook shops take pushes, and the dashboard shows each store's last ones.
         let deadline = Instant::now() + Duration::from_secs(30);
+        for shop in ["site", "market"] {
+            loop {
+                let r: serde_json::Value =
+                    get(&format!("/api/v1/sync-records?store={shop}&result=ok")).await.unwrap().json().await.unwrap();
+                if r["data"].as_array().is_some_and(|d| d.len() >= 4) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{shop} took no push of each of its 4 listings within 30 s: {r}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let page = http.get(format!("{base}/")).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+        let pushes = &page[page.find("<h2>Last pushes</h2>").expect("a Last pushes section")..];
+        assert!(pushes.contains("<h3>site</h3><table>") && pushes.contains("<td>ok</td>"), "{pushes}");
+
+        // The shoppers order what their shop shows: webhook orders come in signed, and none
+        // of the demo's orders is oversold.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let orders: serde_json::Value = get("/api/v1/orders?limit=1000").await.unwrap().json().await.unwrap();
-            if orders["data"].as_array().unwrap().len() > 2 {
+            let orders = orders["data"].as_array().unwrap();
+            let oversold: Vec<&serde_json::Value> =
+                orders.iter().filter(|o| o["status"] == "needs_attention").collect();
+            assert!(oversold.is_empty(), "an emulated shopper bought what was not shown: {oversold:?}");
+            let by_webhook = orders.iter().any(|o| {
+                (o["store"] == "site" || o["store"] == "market")
+                    && o["external_id"].as_str().is_some_and(|e| e.starts_with("DEMO-"))
+            });
+            if by_webhook && orders.len() > 3 {
                 break;
             }
-            assert!(Instant::now() < deadline, "no shopper ordered within 30 s");
+            assert!(Instant::now() < deadline, "no webhook shopper ordered within 60 s: {orders:?}");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
