@@ -54,6 +54,7 @@ pub struct WebhookConnector {
     secret: Vec<u8>,
     client: reqwest::Client,
     request_timeout: Duration,
+    limits: ChannelLimits,
 }
 
 /// The secret never reaches a log.
@@ -103,7 +104,11 @@ impl WebhookConnector {
         }
         let secret = settings.secret.as_deref().filter(|s| !s.is_empty());
         let secret = secret.ok_or_else(|| ConfigError::MissingSecret { store: store.clone() })?;
-        Ok(WebhookConnector { store, url, secret: secret.as_bytes().to_vec(), client, request_timeout })
+        let limits = match settings.push_rate_per_second {
+            Some(rate) => ChannelLimits { requests_per_second_milli: u64::from(rate.max(1)) * 1000, ..WEBHOOK_LIMITS },
+            None => WEBHOOK_LIMITS,
+        };
+        Ok(WebhookConnector { store, url, secret: secret.as_bytes().to_vec(), client, request_timeout, limits })
     }
 
     /// The `X-Stockpool-Signature` value for `body`: `sha256=` and the lowercase hex digest.
@@ -171,8 +176,10 @@ impl Connector for WebhookConnector {
         Channel::Webhook
     }
 
+    /// `WEBHOOK_LIMITS`, at the store's `push_rate_per_second` when it sets one: SPEC names
+    /// no rate for a seller's own site, so the seller may choose it.
     fn limits(&self) -> ChannelLimits {
-        WEBHOOK_LIMITS
+        self.limits
     }
 
     /// One request per item, one after another. Once the receiver answers 429, the rest

@@ -316,6 +316,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 base_url: check_url(input.base_url.clone())?,
                 secret: check_secret(input.secret.clone())?,
                 credentials: check_credentials(input.credentials.clone())?,
+                push_rate_per_second: check_push_rate(input.push_rate_per_second)?,
             };
             // Everything that can fail comes before the first change to `ws`.
             let row = store_stmt(ws, &store, &extra)?;
@@ -350,6 +351,9 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             }
             if patch.credentials.is_some() {
                 extra.credentials = check_credentials(patch.credentials.clone())?;
+            }
+            if patch.push_rate_per_second.is_some() {
+                extra.push_rate_per_second = check_push_rate(patch.push_rate_per_second)?;
             }
             // Everything that can fail comes before the first change to `ws`.
             let row = store_stmt(ws, &store, &extra)?;
@@ -647,6 +651,16 @@ fn schedule(s: Option<&ScheduleInput>) -> Result<Schedule, StoreError> {
         Some(ScheduleInput::Every { every_minutes }) => {
             Err(StoreError::Invalid(format!("every_minutes must be between 1 and 1440, got {every_minutes}")))
         }
+    }
+}
+
+fn check_push_rate(rate: Option<u32>) -> Result<Option<u32>, StoreError> {
+    match rate {
+        Some(r) if !(1..=crate::model::PUSH_RATE_PER_SECOND_MAX).contains(&r) => Err(StoreError::Invalid(format!(
+            "push_rate_per_second must be 1 to {} pushes a second, not {r}",
+            crate::model::PUSH_RATE_PER_SECOND_MAX
+        ))),
+        r => Ok(r),
     }
 }
 

@@ -118,6 +118,8 @@ pub struct StoreInput {
     /// Overrides the channel's API address (emulators, proxies, tests).
     pub base_url: Option<String>,
     pub enabled: Option<bool>,
+    /// Pushes a second at most, below the channel's own rate (`PUSH_RATE_PER_SECOND_MAX`).
+    pub push_rate_per_second: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -129,6 +131,7 @@ pub struct StorePatch {
     pub credentials: Option<Value>,
     pub base_url: Option<String>,
     pub enabled: Option<bool>,
+    pub push_rate_per_second: Option<u32>,
 }
 
 /// What the store keeps beside the core's `Store`: connection settings.
@@ -140,7 +143,15 @@ pub struct StoreExtra {
     pub secret: Option<String>,
     /// Encrypted at rest like `secret` (as one sealed string); never shown.
     pub credentials: Option<Value>,
+    /// The seller's cap on pushes a second (calls, for channels that batch); `None`: the
+    /// channel's own rate. It can only slow a channel down: the dispatcher takes the
+    /// lower of this and the connector's documented rate.
+    #[serde(default)]
+    pub push_rate_per_second: Option<u32>,
 }
+
+/// Most pushes a second a store may be set to (`push_rate_per_second`).
+pub const PUSH_RATE_PER_SECOND_MAX: u32 = 1_000;
 
 impl StoreExtra {
     /// The same settings with `secret` and `credentials` sealed, as they are written.

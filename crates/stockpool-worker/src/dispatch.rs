@@ -106,6 +106,8 @@ struct StoreView {
     id: StoreId,
     channel: Channel,
     schedule: Schedule,
+    /// The seller's cap on pushes a second, below the connector's rate.
+    push_rate: Option<u32>,
     settings: StoreSettings,
     pending: Vec<PendingPush>,
 }
@@ -127,12 +129,14 @@ fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>) -> Snapshot {
                 id: s.id,
                 channel: s.channel,
                 schedule: s.schedule,
+                push_rate: extra.push_rate_per_second,
                 settings: StoreSettings {
                     code: s.code.clone(),
                     url: extra.url,
                     base_url: extra.base_url,
                     secret: extra.secret,
                     credentials: extra.credentials,
+                    push_rate_per_second: extra.push_rate_per_second,
                 },
                 pending: if stockpool_channels::pushes_to(s.channel) { w.pending_pushes(s.id) } else { Vec::new() },
             }
@@ -147,7 +151,7 @@ fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>) -> Snapshot {
 }
 
 /// What a store's connector is built from: when it changes, the connector is rebuilt.
-type ConnectorKey = (Channel, Schedule, Option<String>, Option<String>, Option<String>, Option<String>);
+type ConnectorKey = (Channel, Schedule, Option<u32>, Option<String>, Option<String>, Option<String>, Option<String>);
 
 /// A store's connector and what it was built from.
 struct Connected {
@@ -163,10 +167,13 @@ struct Claimed {
     records: Vec<(Published, &'static str, u32)>,
 }
 
-/// The push policy's configuration for a store of `channel` from its connector's limits.
-fn push_config(connector: &dyn Connector, schedule: Schedule) -> PushConfig {
+/// The push policy's configuration for a store from its connector's limits, slowed to the
+/// store's `push_rate_per_second` when that is lower (a store can never go faster than its
+/// channel allows).
+fn push_config(connector: &dyn Connector, schedule: Schedule, push_rate: Option<u32>) -> PushConfig {
     let limits = connector.limits();
-    let per_second_milli = limits.requests_per_second_milli.max(1) as i64;
+    let capped = push_rate.map_or(u64::MAX, |r| u64::from(r) * 1000);
+    let per_second_milli = limits.requests_per_second_milli.min(capped).max(1) as i64;
     PushConfig {
         schedule,
         batch_max: limits.batch_max.max(1),
@@ -217,6 +224,7 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
             let key: ConnectorKey = (
                 s.channel,
                 s.schedule,
+                s.push_rate,
                 s.settings.url.clone(),
                 s.settings.base_url.clone(),
                 s.settings.secret.clone(),
@@ -227,7 +235,7 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
             if stale && stockpool_channels::pushes_to(s.channel) && !known_refusal {
                 match stockpool_channels::connector(s.channel, s.settings.clone(), shared.http.clone()) {
                     Ok(Some(connector)) => {
-                        policy.configure_store(s.id, push_config(connector.as_ref(), s.schedule), now);
+                        policy.configure_store(s.id, push_config(connector.as_ref(), s.schedule, s.push_rate), now);
                         connected.insert(s.id, Connected { connector, key });
                     }
                     // `manual`: the seller sets it by hand; nothing to push.

@@ -31,6 +31,16 @@ fn a_webhook_store_gets_a_webhook_connector() {
 }
 
 #[test]
+fn a_webhook_store_pushes_at_the_rate_its_seller_sets() {
+    let default = build(Channel::Webhook, settings("http://127.0.0.1:9/push")).unwrap().unwrap();
+    assert_eq!(default.limits(), stockpool_channels::webhook::WEBHOOK_LIMITS);
+    let set = StoreSettings { push_rate_per_second: Some(250), ..settings("http://127.0.0.1:9/push") };
+    let fast = build(Channel::Webhook, set).unwrap().unwrap();
+    assert_eq!(fast.limits().requests_per_second_milli, 250_000);
+    assert_eq!(fast.limits().batch_max, 1, "still one listing a request");
+}
+
+#[test]
 fn a_manual_store_has_no_connector() {
     assert!(build(Channel::Manual, StoreSettings { code: "stall".into(), ..StoreSettings::default() })
         .unwrap()
