@@ -142,6 +142,9 @@ pub struct ChannelLimits {
     pub requests_per_second_milli: u64,
     /// Calls that may go out at once after a quiet spell (a token bucket's size).
     pub burst: u32,
+    /// Each listing of a batch is a call of its own (the generic webhook: one listing a
+    /// request), so the rate counts listings, not batches. Otherwise a batch is one call.
+    pub call_per_item: bool,
 }
 
 /// What a store holds that a connector needs (SPEC sections 1 and 5a). The caller opens

@@ -42,9 +42,17 @@ pub const DELIVERY_ID_CHARS_MAX: usize = 200;
 
 /// What we promise a seller's receiver: one listing a request (SPEC section 5), at most
 /// ten requests a second with a burst of ten. A small shop's endpoint takes that easily,
-/// and a full "Sync now" of a few thousand listings still finishes within minutes.
-pub const WEBHOOK_LIMITS: ChannelLimits =
-    ChannelLimits { batch_max: 1, read_batch_max: 0, requests_per_second_milli: 10_000, burst: 10 };
+/// and a full "Sync now" of a few thousand listings still finishes within minutes. A batch
+/// holds up to a burst's worth of listings, sent one request after another, each request
+/// one token of the rate (`call_per_item`): the dispatcher settles ten pushes with one
+/// commit instead of ten, which is what lets a store set a high `push_rate_per_second`.
+pub const WEBHOOK_LIMITS: ChannelLimits = ChannelLimits {
+    batch_max: 10,
+    read_batch_max: 0,
+    requests_per_second_milli: 10_000,
+    burst: 10,
+    call_per_item: true,
+};
 
 /// The connector of one `webhook` store.
 #[derive(Clone)]

@@ -160,6 +160,17 @@ impl WebhookShop {
         self.state().shown.clone()
     }
 
+    /// How many listings the shop shows.
+    pub fn shown_count(&self) -> usize {
+        self.state().shown.len()
+    }
+
+    /// How many pushes the shop took (answered 200) at or after `from`, of those still in
+    /// the log.
+    pub fn taken_since(&self, from: Instant) -> usize {
+        self.state().log.iter().rev().take_while(|r| r.at >= from).filter(|r| r.status == 200).count()
+    }
+
     /// Every request still remembered, oldest first.
     pub fn log(&self) -> Vec<Received> {
         self.state().log.iter().cloned().collect()

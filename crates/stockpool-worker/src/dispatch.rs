@@ -180,6 +180,9 @@ fn push_config(connector: &dyn Connector, schedule: Schedule, push_rate: Option<
         // `refill` calls every `per_ms`: in thousandths of a call per second, one call
         // every 1,000,000 / milli ms.
         rate: Rate { burst: i64::from(limits.burst.max(1)), refill: per_second_milli, per_ms: 1_000_000 },
+        // A channel that takes one listing a request spends a token per listing.
+        cost_per_batch: if limits.call_per_item { 0 } else { 1 },
+        cost_per_push: i64::from(limits.call_per_item),
         ..PushConfig::default()
     }
 }

@@ -107,6 +107,20 @@ pub struct BenchArgs {
     /// Print one JSON line instead of the human report.
     #[arg(long)]
     json: bool,
+    /// Bench channel sync instead of order intake: an emulated webhook shop on loopback,
+    /// staleness of stock changes and a full Sync now against the store's push budget
+    /// (`bench_sync.rs`). Uses --database, --duration, --seed and --json.
+    #[arg(long, conflicts_with_all = ["url", "raw", "rate"])]
+    sync: bool,
+    /// --sync: listings (one item each) on the webhook store.
+    #[arg(long, default_value_t = 1000)]
+    listings: usize,
+    /// --sync: stock changes a second during the change phase.
+    #[arg(long, default_value_t = 1000)]
+    changes_per_second: u64,
+    /// --sync: the webhook store's push_rate_per_second.
+    #[arg(long, default_value_t = 1000)]
+    push_rate: u32,
 }
 
 /// The bench must be repeatable: one seeded generator, the core's.
@@ -443,16 +457,16 @@ fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
     f64::from(sorted_us[rank.min(sorted_us.len()) - 1]) / 1000.0
 }
 
-/// The in-process server and how to stop it.
-struct Server {
-    store: Storage,
+/// The in-process server and how to stop it (the sync bench's too).
+pub(crate) struct Server {
+    pub(crate) store: Storage,
     writer: tokio::task::JoinHandle<()>,
     stop: oneshot::Sender<()>,
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Server {
-    async fn start(database: &str, workspace: &str) -> anyhow::Result<(Server, String, String)> {
+    pub(crate) async fn start(database: &str, workspace: &str) -> anyhow::Result<(Server, String, String)> {
         let (store, writer) = Storage::open(database, system_clock())
             .await
             .with_context(|| format!("opening the database {database}"))?;
@@ -467,7 +481,7 @@ impl Server {
     }
 
     /// Stops serving, lets the writer finish, and waits for both (bounded).
-    async fn stop(self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
         let Server { store, writer, stop, serving } = self;
         let _ = stop.send(());
         let stopped = async move {
@@ -611,6 +625,18 @@ fn backend_name(database: Option<&str>) -> &'static str {
 /// Runs the bench and prints the report. Fails on bad arguments, a failed seed, or a
 /// store check with findings (after printing the figures).
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.sync {
+        return crate::bench_sync::run(crate::bench_sync::SyncArgs {
+            database: args.database,
+            listings: args.listings,
+            changes_per_second: args.changes_per_second,
+            duration: args.duration,
+            push_rate: args.push_rate,
+            seed: args.seed,
+            json: args.json,
+        })
+        .await;
+    }
     if args.clients == 0 || args.clients > CLIENTS_MAX {
         bail!("--clients must be 1 to {CLIENTS_MAX}, not {}", args.clients);
     }

@@ -1,9 +1,10 @@
 //! The `stockpool` command: parses the CLI and runs one subcommand. Kept thin: the
 //! server lives in `app.rs`, the demo seed in `demo.rs`, CSV in `csvio.rs`, the load
-//! generator in `bench.rs`.
+//! generator in `bench.rs` (and `bench_sync.rs` for `--sync`).
 
 mod app;
 mod bench;
+mod bench_sync;
 mod csvio;
 mod demo;
 mod wire;
