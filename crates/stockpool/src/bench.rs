@@ -118,9 +118,14 @@ pub struct BenchArgs {
     /// --sync: stock changes a second during the change phase.
     #[arg(long, default_value_t = 1000)]
     changes_per_second: u64,
-    /// --sync: the webhook store's push_rate_per_second.
+    /// --sync: the webhook store's push_rate_per_second; with --webhook-store, that store's.
     #[arg(long, default_value_t = 1000)]
     push_rate: u32,
+    /// Order intake with a store that pushes: also list every SKU on a realtime webhook
+    /// store whose emulated shop (on loopback, in this process) takes pushes at
+    /// --push-rate, so the dispatchers deliver while the orders come in.
+    #[arg(long, conflicts_with = "url")]
+    webhook_store: bool,
 }
 
 /// The bench must be repeatable: one seeded generator, the core's.
@@ -251,6 +256,32 @@ async fn seed(api: &Api, cat: &Arc<Catalog>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A realtime webhook store listing every SKU, pushing to an emulated shop.
+async fn seed_webhook_store(
+    api: &Api,
+    cat: &Catalog,
+    push_rate: u32,
+) -> anyhow::Result<stockpool_emulators::WebhookShop> {
+    let code = format!("{}-hook", cat.prefix);
+    let config = stockpool_emulators::ShopConfig {
+        store: code.clone(),
+        secret: "bench-secret".into(),
+        faults: stockpool_emulators::Faults::default(),
+    };
+    let shop = stockpool_emulators::WebhookShop::start(config).await?;
+    api.post("/stores", &serde_json::json!({"code": code, "name": "Bench webhook shop", "channel": "webhook",
+        "url": shop.url(), "secret": "bench-secret", "schedule": "realtime", "push_rate_per_second": push_rate}))
+        .await?;
+    for chunk in cat.skus.chunks(LISTINGS_PER_REQUEST) {
+        let listings: Vec<_> = chunk
+            .iter()
+            .map(|sku| serde_json::json!({"store": code, "external_id": format!("{code}-{sku}"), "sku": sku}))
+            .collect();
+        api.post("/listings/bulk", &serde_json::json!({ "listings": listings })).await?;
+    }
+    Ok(shop)
 }
 
 /// What one client saw.
@@ -681,8 +712,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let api = Api::new(&base, &token, args.clients)?;
     let seeded = Instant::now();
     seed(&api, &cat).await.context("seeding the bench catalog")?;
+    let shop = match args.webhook_store {
+        true => Some(seed_webhook_store(&api, &cat, args.push_rate).await.context("seeding the webhook store")?),
+        false => None,
+    };
     let seed_secs = seeded.elapsed().as_secs_f64();
+    let load_from = Instant::now();
     let load = load(&api, &cat, &args).await?;
+    let webhook_pushes = shop.as_ref().map(|s| s.taken_since(load_from));
     let before = load.writer_at_start;
     let after = api.metrics().await;
     drop(api);
@@ -743,6 +780,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "ratio_to_pgbench": tps.map(|t| orders_per_s / t),
             "raw_notes": raw.as_ref().map(|r| r.notes.clone()).unwrap_or_default(),
             "check_findings": check.as_ref().map(|f| f.len()),
+            "webhook_pushes": webhook_pushes,
         });
         println!("{v}");
     } else {
@@ -764,6 +802,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         println!("throughput: {orders_per_s:.0} orders/s over {secs:.2} s");
         println!("latency ms: p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  max {max:.2}");
+        if let Some(n) = webhook_pushes {
+            println!("webhook store: {n} pushes taken by its shop during the load (warm-up included)");
+        }
         if let Some((commands, batches)) = batching {
             println!(
                 "group commit: {commands} commands in {batches} transactions ({:.1} per commit)",
