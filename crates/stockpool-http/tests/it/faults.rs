@@ -5,8 +5,9 @@
 //! What is checked is what SPEC section 5 promises, read off the receiver's own record
 //! (`stockpool_testkit::WebhookReceiver`): every listing ends at its committed figure; a
 //! listing is never sent an older figure after a newer one (stock only goes down here, so
-//! each listing's figures never go up); no store is sent more than its rate; and every
-//! attempt is a sync record. `Retry-After` on its own is `sync.rs`'s
+//! each listing's figures never go up); no store is sent more than its rate; a 429 holds
+//! the store for its `Retry-After`; and every attempt is a sync record. `Retry-After` on
+//! its own is `sync.rs`'s
 //! `a_429_with_retry_after_is_honoured_and_recorded`. Runs converge by polling with a
 //! generous deadline; nothing asserts on speed (what was measured is printed).
 
@@ -23,6 +24,7 @@ use stockpool_store::model::{AdjustmentInput, ItemInput, WarehouseInput};
 use stockpool_store::{Command, Settle, SettledAttempt, SyncResult};
 use stockpool_testkit::receiver::{rate_excess, Responder, Seeded};
 use stockpool_testkit::{Answer, Received, WebhookReceiver};
+use stockpool_worker::dispatch::THROTTLE_DEFAULT_MS;
 use stockpool_worker::WorkerOptions;
 
 /// How long a run may take to converge before the test gives up: far beyond what it needs.
@@ -353,6 +355,19 @@ async fn fault_run(app: TestApp) {
     assert!(kinds(|a| matches!(a, Answer::Status { status: 429, retry_after_seconds: None })) > 0);
     assert!(kinds(|a| matches!(a, Answer::Status { status: 500..=599, .. })) > 0);
     assert!(kinds(|a| matches!(a, Answer::Slow(_))) > 0 && kinds(|a| matches!(a, Answer::Drop)) > 0);
+
+    // A 429 holds the whole store: its next request comes no earlier than `Retry-After`
+    // (the dispatcher's default wait without one) after the 429 was answered.
+    for w in got.windows(2) {
+        if let Answer::Status { status: 429, retry_after_seconds } = w[0].answer {
+            let wait = retry_after_seconds.map_or(THROTTLE_DEFAULT_MS as u64, |s| u64::from(s) * 1000);
+            let waited = w[1].at - w[0].at;
+            assert!(
+                waited >= Duration::from_millis(wait),
+                "a 429 asked for {wait} ms, the next request came {waited:?} later"
+            );
+        }
+    }
 
     // Every request the receiver saw is a sync record, in the same order per listing, with
     // what it carried and how it ended.
