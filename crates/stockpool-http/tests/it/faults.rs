@@ -479,3 +479,90 @@ both!(a_full_page_of_sync_records_still_names_the_next_page, |app: TestApp| asyn
     assert_eq!(second["data"][0]["attempt"], 1001);
     assert_eq!(second["next_cursor"], Value::Null);
 });
+
+/// Sets each of `skus`'s stock to its figures in turn, one client per sku (each change
+/// acknowledged before the next), pausing `pause` between changes.
+async fn set_in_turn(app: &TestApp, figures: &BTreeMap<String, Vec<i64>>, pause: Duration) {
+    let mut tasks = Vec::new();
+    for (sku, figures) in figures {
+        let (sku, figures) = (sku.clone(), figures.clone());
+        let (base, token, http) = (app.base.clone(), app.token.clone(), app.client.clone());
+        tasks.push(tokio::spawn(async move {
+            for q in figures {
+                let body = json!({"sku": sku, "warehouse": "main", "set": q, "reason": "counted"});
+                let res = http
+                    .post(format!("{base}/api/v1/stock/adjustments"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("the adjustment is sent");
+                assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap_or_default());
+                tokio::time::sleep(pause).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Stock that goes up as well as down, under the same faults: each listing's figures are
+/// distinct, so what the receiver got must be the committed figures in commit order with
+/// some left out (repeats allowed: a push the client timed out on may go again).
+async fn up_and_down_under_faults(app: TestApp) {
+    const LISTINGS: usize = 10;
+    const CHANGES_PER_LISTING: usize = 12;
+    const STOCK: i64 = 500;
+    let r = WebhookReceiver::start(faulty(0x0DD_BA11)).unwrap();
+    let skus = seed(&app, r.url(), "U", LISTINGS, STOCK, 1).await;
+    let mut rng = Seeded::new(42);
+    let mut committed: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for sku in &skus {
+        let mut figures = vec![STOCK];
+        while figures.len() < CHANGES_PER_LISTING + 1 {
+            let q = rng.below(1000) as i64;
+            if !figures.contains(&q) {
+                figures.push(q);
+            }
+        }
+        committed.insert(sku.clone(), figures);
+    }
+    let changes: BTreeMap<String, Vec<i64>> = committed.iter().map(|(s, f)| (s.clone(), f[1..].to_vec())).collect();
+    set_in_turn(&app, &changes, Duration::from_millis(600)).await;
+    let last: BTreeMap<String, i64> = committed.iter().map(|(s, f)| (s.clone(), *f.last().unwrap())).collect();
+    assert_eq!(published(&app).await, last, "every listing publishes its last figure");
+    let got = converged(&r, &last).await;
+    for (sku, ps) in by_sku(&got) {
+        let mut sent: Vec<i64> = ps.iter().map(|p| p.quantity).collect();
+        sent.dedup();
+        let order = &committed[&sku];
+        let mut rest = order.iter();
+        assert!(
+            sent.iter().all(|q| rest.any(|c| c == q)),
+            "{sku} was sent {sent:?}: not the committed figures {order:?} in their order"
+        );
+    }
+    let rate = (WEBHOOK_LIMITS.requests_per_second_milli / 1000) as u32;
+    let at: Vec<Instant> = got.iter().map(|p| p.at).collect();
+    assert_eq!(rate_excess(&at, WEBHOOK_LIMITS.burst, rate, 1), None, "within the store's rate");
+    let faults = got.iter().filter(|p| !p.answer.heard_ok()).count();
+    eprintln!(
+        "up and down under faults: {} requests ({faults} faulted) for {} changes",
+        got.len(),
+        LISTINGS * CHANGES_PER_LISTING
+    );
+    settled(&app, &r).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_going_up_and_down_under_faults_reaches_the_channel_in_commit_order_on_sqlite() {
+    let options = WorkerOptions { connect_timeout: CALL_TIMEOUT, request_timeout: CALL_TIMEOUT };
+    up_and_down_under_faults(spawn_app_with(Backend::Sqlite, options).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_going_up_and_down_under_faults_reaches_the_channel_in_commit_order_on_postgres() {
+    let options = WorkerOptions { connect_timeout: CALL_TIMEOUT, request_timeout: CALL_TIMEOUT };
+    up_and_down_under_faults(spawn_app_with(Backend::Postgres, options).await).await;
+}
