@@ -1,6 +1,7 @@
 //! The sync engine under load and under a misbehaving receiver (issue 11), on both
-//! backends: a burst of 10,000 stock changes over 1,000 webhook listings, and a run in
-//! which a seeded receiver answers 429, 5xx, slowly or not at all.
+//! backends: a burst of 10,000 stock changes over 1,000 webhook listings, a run in which a
+//! seeded receiver answers 429, 5xx, slowly or not at all, and the same faults while stock
+//! goes up as well as down.
 //!
 //! What is checked is what SPEC section 5 promises, read off the receiver's own record
 //! (`stockpool_testkit::WebhookReceiver`): every listing ends at its committed figure; a
