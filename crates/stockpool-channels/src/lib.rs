@@ -129,9 +129,20 @@ pub fn connector(
     settings: StoreSettings,
     client: reqwest::Client,
 ) -> Result<Option<Arc<dyn Connector>>, ConfigError> {
+    connector_with(channel, settings, client, REQUEST_TIMEOUT)
+}
+
+/// [`connector`] with every call giving up after `request_timeout` instead of
+/// [`REQUEST_TIMEOUT`] (the fault tests shorten it).
+pub fn connector_with(
+    channel: Channel,
+    settings: StoreSettings,
+    client: reqwest::Client,
+    request_timeout: std::time::Duration,
+) -> Result<Option<Arc<dyn Connector>>, ConfigError> {
     match channel {
         Channel::Webhook => {
-            let connector = WebhookConnector::new(&settings, client, REQUEST_TIMEOUT)?;
+            let connector = WebhookConnector::new(&settings, client, request_timeout)?;
             Ok(Some(Arc::new(connector)))
         }
         Channel::Manual => manual::connector(&settings),

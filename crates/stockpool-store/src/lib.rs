@@ -459,10 +459,12 @@ pub const SYNC_RECORDS_PAGE_MAX: i64 = 1_000;
 
 impl Storage {
     /// One page of a workspace's sync records in id order (oldest first), at most `limit`
-    /// (capped at `SYNC_RECORDS_PAGE_MAX`), after the id `q.after`. Paged in SQL on the
-    /// `(workspace_id, id)` index, so a page costs the same however many records exist.
+    /// (capped at one more than `SYNC_RECORDS_PAGE_MAX`, so that a caller serving a full
+    /// page can ask for one more row to learn whether another page follows), after the id
+    /// `q.after`. Paged in SQL on the `(workspace_id, id)` index, so a page costs the same
+    /// however many records exist.
     pub async fn sync_records(&self, ws: i64, q: &SyncRecordQuery, limit: i64) -> Result<Vec<SyncRecord>, StoreError> {
-        let limit = limit.clamp(1, SYNC_RECORDS_PAGE_MAX);
+        let limit = limit.clamp(1, SYNC_RECORDS_PAGE_MAX + 1);
         let rows = sqlx::query_with(
             "SELECT id, listing_id, store_id, item_id, old_quantity, new_quantity, reason, rule_id, rule_version, result, \
                     status_code, detail, attempt, created_at \

@@ -60,6 +60,9 @@ pub struct Shared {
     pub clock: Clock,
     /// Seeds each workspace's jitter (with its id), so a run can be replayed.
     pub jitter_seed: u64,
+    /// How long one call to a channel may take (`stockpool_channels::REQUEST_TIMEOUT`
+    /// unless a test shortens it).
+    pub request_timeout: Duration,
 }
 
 /// Supervises one dispatcher per workspace with pushes, until `stop`.
@@ -236,7 +239,12 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
             let stale = connected.get(&s.id).is_none_or(|c| c.key != key);
             let known_refusal = refused.get(&s.id) == Some(&key);
             if stale && stockpool_channels::pushes_to(s.channel) && !known_refusal {
-                match stockpool_channels::connector(s.channel, s.settings.clone(), shared.http.clone()) {
+                match stockpool_channels::connector_with(
+                    s.channel,
+                    s.settings.clone(),
+                    shared.http.clone(),
+                    shared.request_timeout,
+                ) {
                     Ok(Some(connector)) => {
                         policy.configure_store(s.id, push_config(connector.as_ref(), s.schedule, s.push_rate), now);
                         connected.insert(s.id, Connected { connector, key });

@@ -15,6 +15,25 @@ use stockpool_store::{Clock, Storage};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// What a server may tune about its workers; production runs the defaults, and the fault
+/// tests shorten the timeouts so that a receiver that never answers costs them little.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerOptions {
+    /// See `stockpool_channels::CONNECT_TIMEOUT`.
+    pub connect_timeout: std::time::Duration,
+    /// See `stockpool_channels::REQUEST_TIMEOUT`.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> WorkerOptions {
+        WorkerOptions {
+            connect_timeout: stockpool_channels::CONNECT_TIMEOUT,
+            request_timeout: stockpool_channels::REQUEST_TIMEOUT,
+        }
+    }
+}
+
 /// The background tasks of one server process.
 pub struct Workers {
     stop: watch::Sender<bool>,
@@ -24,13 +43,31 @@ pub struct Workers {
 impl Workers {
     /// Starts every background task for `store`, pacing pushes by `clock`.
     pub fn start(store: Storage, clock: Clock) -> Result<Workers, stockpool_channels::ConfigError> {
+        Workers::start_with(store, clock, WorkerOptions::default())
+    }
+
+    /// [`Workers::start`] with `options` instead of the defaults.
+    pub fn start_with(
+        store: Storage,
+        clock: Clock,
+        options: WorkerOptions,
+    ) -> Result<Workers, stockpool_channels::ConfigError> {
         let (stop, stopped) = watch::channel(false);
         // Jitter differs from run to run; within a run it is a pure function of the seed.
         let jitter_seed =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
                 ^ u64::from(std::process::id());
-        let shared =
-            dispatch::Shared { store: store.clone(), http: stockpool_channels::http_client()?, clock, jitter_seed };
+        let http = stockpool_channels::http_client_with(stockpool_channels::ClientTimeouts {
+            connect: options.connect_timeout,
+            request: options.request_timeout,
+        })?;
+        let shared = dispatch::Shared {
+            store: store.clone(),
+            http,
+            clock,
+            jitter_seed,
+            request_timeout: options.request_timeout,
+        };
         let tasks = vec![
             ("deadline sweeper", tokio::spawn(sweeper::run(store, stopped.clone()))),
             ("dispatchers", tokio::spawn(dispatch::run(shared, stopped))),

@@ -5,6 +5,7 @@ mod api;
 mod bad_input;
 mod concurrency;
 mod dashboard;
+mod faults;
 mod helpers;
 mod seam;
 mod sync;

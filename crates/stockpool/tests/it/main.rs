@@ -4,4 +4,5 @@ mod bench;
 mod cli;
 mod csv_import;
 mod e2e;
+mod sync_crash;
 mod tidy;
