@@ -31,7 +31,9 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let workers = stockpool_worker::Workers::start(self.store.clone(), stockpool_store::system_clock())
             .map_err(|e| std::io::Error::other(format!("cannot start the workers: {e}")))?;
-        let router = crate::router(self.store.clone());
+        let intake = stockpool_worker::intake::Intake::new(self.store.clone())
+            .map_err(|e| std::io::Error::other(format!("cannot start the webhook intake: {e}")))?;
+        let router = crate::router(self.store.clone(), intake);
         let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
         workers.stop().await;
         served

@@ -6,5 +6,6 @@ mod bad_input;
 mod concurrency;
 mod dashboard;
 mod helpers;
+mod inbound;
 mod seam;
 mod sync;
