@@ -369,4 +369,9 @@ both!(webhook_problems_are_rfc_9457_and_change_nothing, |app: TestApp| async mov
     assert!(kept(&app).await.is_empty());
     assert!(orders(&app).await.is_empty());
     assert_eq!(available(&app).await, 12);
+
+    // Documented beside the API, without its bearer token.
+    let doc = app.get("/api/v1/openapi.json").await;
+    let route = &expect(&doc, 200)["paths"]["/webhooks/{channel}/{store}"]["post"];
+    assert_eq!(route["security"], json!([]), "{route}");
 });
