@@ -37,7 +37,7 @@ pub use model::{
     Attempt, AttemptResult, ChannelLimits, InboundEvent, InboundLine, InboundOrder, PollPage, PushItem, ReadItem,
     StoreSettings,
 };
-pub use reqwest::header::HeaderMap;
+pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 /// The HTTP client every connector shares (`http_client`): named here so that callers
 /// hold one without depending on reqwest themselves.
 pub use reqwest::Client as HttpClient;
@@ -149,6 +149,21 @@ pub fn connector_with(
         Channel::Shopify | Channel::Woocommerce | Channel::Etsy | Channel::Amazon | Channel::Ebay => {
             Err(ConfigError::NotBuiltYet { channel: channel_name(channel), store: settings.code })
         }
+    }
+}
+
+/// Builds the connector that takes one store's webhooks (verify, parse, delivery id),
+/// or `None` for a channel that sends none. Unlike [`connector`] it needs only what
+/// checking a signature needs: a `webhook` store whose `url` cannot be pushed to still
+/// takes its orders in.
+pub fn receiver(
+    channel: Channel,
+    settings: StoreSettings,
+    client: reqwest::Client,
+) -> Result<Option<Arc<dyn Connector>>, ConfigError> {
+    match channel {
+        Channel::Webhook => Ok(Some(Arc::new(WebhookConnector::receiving(&settings, client)?))),
+        _ => connector(channel, settings, client),
     }
 }
 

@@ -58,7 +58,8 @@ pub const WEBHOOK_LIMITS: ChannelLimits = ChannelLimits {
 #[derive(Clone)]
 pub struct WebhookConnector {
     store: String,
-    url: Url,
+    /// Where pushes go; `None` for a connector built only to take webhooks (`receiving`).
+    url: Option<Url>,
     secret: Vec<u8>,
     client: reqwest::Client,
     request_timeout: Duration,
@@ -70,7 +71,7 @@ impl fmt::Debug for WebhookConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookConnector")
             .field("store", &self.store)
-            .field("url", &self.url.as_str())
+            .field("url", &self.url.as_ref().map(Url::as_str))
             .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
     }
@@ -116,7 +117,31 @@ impl WebhookConnector {
             Some(rate) => ChannelLimits { requests_per_second_milli: u64::from(rate.max(1)) * 1000, ..WEBHOOK_LIMITS },
             None => WEBHOOK_LIMITS,
         };
-        Ok(WebhookConnector { store, url, secret: secret.as_bytes().to_vec(), client, request_timeout, limits })
+        Ok(WebhookConnector {
+            store,
+            url: Some(url),
+            secret: secret.as_bytes().to_vec(),
+            client,
+            request_timeout,
+            limits,
+        })
+    }
+
+    /// A connector that only takes the store's webhooks (verify, parse, delivery id): it
+    /// needs the `secret` alone, so a store whose `url` cannot be pushed to (`https`
+    /// without TLS support, say) still takes its orders in. It refuses to push.
+    pub fn receiving(settings: &StoreSettings, client: reqwest::Client) -> Result<WebhookConnector, ConfigError> {
+        let store = settings.code.clone();
+        let secret = settings.secret.as_deref().filter(|s| !s.is_empty());
+        let secret = secret.ok_or_else(|| ConfigError::MissingSecret { store: store.clone() })?;
+        Ok(WebhookConnector {
+            store,
+            url: None,
+            secret: secret.as_bytes().to_vec(),
+            client,
+            request_timeout: crate::REQUEST_TIMEOUT,
+            limits: WEBHOOK_LIMITS,
+        })
     }
 
     /// The `X-Stockpool-Signature` value for `body`: `sha256=` and the lowercase hex digest.
@@ -125,6 +150,14 @@ impl WebhookConnector {
     }
 
     async fn push_one(&self, item: &PushItem, sent_at: &str, now: Timestamp) -> Attempt {
+        let Some(url) = &self.url else {
+            return Attempt {
+                result: AttemptResult::Failed,
+                status_code: None,
+                detail: Some(format!("store {}'s connector was built to take webhooks only, not to push", self.store)),
+                duration_ms: 0,
+            };
+        };
         let body = PushBody {
             store: &self.store,
             listing: &item.public_id,
@@ -138,7 +171,7 @@ impl WebhookConnector {
         let started = tokio::time::Instant::now();
         let sent = self
             .client
-            .post(self.url.clone())
+            .post(url.clone())
             .timeout(self.request_timeout)
             .header(CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature)

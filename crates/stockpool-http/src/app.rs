@@ -39,7 +39,9 @@ impl Application {
         let workers =
             stockpool_worker::Workers::start_with(self.store.clone(), stockpool_store::system_clock(), self.workers)
                 .map_err(|e| std::io::Error::other(format!("cannot start the workers: {e}")))?;
-        let router = crate::router(self.store.clone());
+        let intake = stockpool_worker::intake::Intake::new(self.store.clone())
+            .map_err(|e| std::io::Error::other(format!("cannot start the webhook intake: {e}")))?;
+        let router = crate::router(self.store.clone(), intake);
         let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
         workers.stop().await;
         served

@@ -14,6 +14,7 @@ pub mod auth;
 mod checkpoint;
 pub mod db;
 pub mod exec;
+pub mod inbox;
 pub mod metrics;
 pub mod model;
 pub mod secrets;
@@ -89,6 +90,11 @@ pub struct Metrics {
     pub batches: AtomicU64,
     pub batch_failures: AtomicU64,
     pub orders_created: AtomicU64,
+    /// Webhook deliveries refused for their signature (or a store that cannot check
+    /// one): nothing of them is kept, so this counter is their only trace.
+    pub webhooks_rejected: AtomicU64,
+    /// Webhook deliveries kept in the inbox.
+    pub webhooks_received: AtomicU64,
     /// Workspaces read whole from the database (first use, another process's change, a
     /// failed batch). Settling pushes must not move it (`tests/it/seam.rs`).
     pub workspace_loads: AtomicU64,

@@ -224,7 +224,7 @@ pub struct RuleInput {
     pub buffer: Option<stockpool_core::buffer::Buffer>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct OrderLineInput {
     pub store_sku: Option<String>,
     /// The listing's `external_id` on the channel, instead of `store_sku`.

@@ -249,7 +249,7 @@ fn decide(
                         Stmt::Row(row) => out.rows.add(row),
                     }
                 }
-                if matches!(cmd, crate::Command::CreateOrder(_)) && reply.created {
+                if matches!(cmd, crate::Command::CreateOrder(_) | crate::Command::Deliver(_)) && reply.created {
                     inner.metrics.orders_created.fetch_add(1, Ordering::Relaxed);
                 }
                 if let crate::Command::Settle(settle) = cmd {

@@ -4,11 +4,14 @@
 //! handle; `Workers::stop` tells them all to stop and awaits each one, so no task outlives
 //! the server and none is fire-and-forget. Today that is the deadline sweeper
 //! (`sweeper.rs`) and the dispatchers that deliver pushes (`dispatch.rs`); pollers and
-//! reconciliation join them here.
+//! reconciliation join them here. The webhook intake (`intake.rs`) lives here too: it
+//! joins the store and the channels' connectors the same way, for the HTTP route and
+//! `stockpool inbox replay`.
 //!
 //! Workers know the store's handle and its commands, never SQL or a channel's HTTP.
 
 pub mod dispatch;
+pub mod intake;
 pub mod sweeper;
 
 use stockpool_store::{Clock, Storage};

@@ -271,9 +271,12 @@ async fn seed_webhook_store(
         faults: stockpool_emulators::Faults::default(),
     };
     let shop = stockpool_emulators::WebhookShop::start(config).await?;
-    api.post("/stores", &serde_json::json!({"code": code, "name": "Bench webhook shop", "channel": "webhook",
-        "url": shop.url(), "secret": "bench-secret", "schedule": "realtime", "push_rate_per_second": push_rate}))
-        .await?;
+    api.post(
+        "/stores",
+        &serde_json::json!({"code": code, "name": "Bench webhook shop", "channel": "webhook",
+        "url": shop.url(), "secret": "bench-secret", "schedule": "realtime", "push_rate_per_second": push_rate}),
+    )
+    .await?;
     for chunk in cat.skus.chunks(LISTINGS_PER_REQUEST) {
         let listings: Vec<_> = chunk
             .iter()

@@ -7,5 +7,6 @@ mod concurrency;
 mod dashboard;
 mod faults;
 mod helpers;
+mod inbound;
 mod seam;
 mod sync;
