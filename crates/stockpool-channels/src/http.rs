@@ -81,8 +81,14 @@ pub const NODE_HEADER: &str = "x-stockpool-node";
 /// names the node in [`NODE_HEADER`]. A node id that is not a valid header value is
 /// refused.
 pub fn http_client_for_node(node: &str) -> Result<reqwest::Client, ConfigError> {
+    http_client_for_node_with(node, ClientTimeouts::default())
+}
+
+/// [`http_client_for_node`] with `timeouts` instead of the defaults (the fault tests
+/// shorten them).
+pub fn http_client_for_node_with(node: &str, timeouts: ClientTimeouts) -> Result<reqwest::Client, ConfigError> {
     let value = reqwest::header::HeaderValue::from_str(node).map_err(|_| ConfigError::NodeId(node.to_string()))?;
-    build(ClientTimeouts::default(), Some(value))
+    build(timeouts, Some(value))
 }
 
 /// The client every connector shares: `User-Agent: stockpool/<version>`, connect and

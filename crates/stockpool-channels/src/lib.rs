@@ -33,13 +33,14 @@ use std::sync::Arc;
 
 pub use error::{ChannelError, ConfigError, ParseError, SignatureError};
 pub use http::{
-    http_client, http_client_for_node, http_client_with, ClientTimeouts, CONNECT_TIMEOUT, NODE_HEADER, REQUEST_TIMEOUT,
+    http_client, http_client_for_node, http_client_for_node_with, http_client_with, ClientTimeouts, CONNECT_TIMEOUT,
+    NODE_HEADER, REQUEST_TIMEOUT,
 };
 pub use model::{
     Attempt, AttemptResult, ChannelLimits, InboundEvent, InboundLine, InboundOrder, PollPage, PushItem, ReadItem,
     StoreSettings,
 };
-pub use reqwest::header::HeaderMap;
+pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 /// The HTTP client every connector shares (`http_client`): named here so that callers
 /// hold one without depending on reqwest themselves.
 pub use reqwest::Client as HttpClient;
@@ -131,15 +132,41 @@ pub fn connector(
     settings: StoreSettings,
     client: reqwest::Client,
 ) -> Result<Option<Arc<dyn Connector>>, ConfigError> {
+    connector_with(channel, settings, client, REQUEST_TIMEOUT)
+}
+
+/// [`connector`] with every call giving up after `request_timeout` instead of
+/// [`REQUEST_TIMEOUT`] (the fault tests shorten it).
+pub fn connector_with(
+    channel: Channel,
+    settings: StoreSettings,
+    client: reqwest::Client,
+    request_timeout: std::time::Duration,
+) -> Result<Option<Arc<dyn Connector>>, ConfigError> {
     match channel {
         Channel::Webhook => {
-            let connector = WebhookConnector::new(&settings, client, REQUEST_TIMEOUT)?;
+            let connector = WebhookConnector::new(&settings, client, request_timeout)?;
             Ok(Some(Arc::new(connector)))
         }
         Channel::Manual => manual::connector(&settings),
         Channel::Shopify | Channel::Woocommerce | Channel::Etsy | Channel::Amazon | Channel::Ebay => {
             Err(ConfigError::NotBuiltYet { channel: channel_name(channel), store: settings.code })
         }
+    }
+}
+
+/// Builds the connector that takes one store's webhooks (verify, parse, delivery id),
+/// or `None` for a channel that sends none. Unlike [`connector`] it needs only what
+/// checking a signature needs: a `webhook` store whose `url` cannot be pushed to still
+/// takes its orders in.
+pub fn receiver(
+    channel: Channel,
+    settings: StoreSettings,
+    client: reqwest::Client,
+) -> Result<Option<Arc<dyn Connector>>, ConfigError> {
+    match channel {
+        Channel::Webhook => Ok(Some(Arc::new(WebhookConnector::receiving(&settings, client)?))),
+        _ => connector(channel, settings, client),
     }
 }
 

@@ -142,6 +142,9 @@ pub struct ChannelLimits {
     pub requests_per_second_milli: u64,
     /// Calls that may go out at once after a quiet spell (a token bucket's size).
     pub burst: u32,
+    /// Each listing of a batch is a call of its own (the generic webhook: one listing a
+    /// request), so the rate counts listings, not batches. Otherwise a batch is one call.
+    pub call_per_item: bool,
 }
 
 /// What a store holds that a connector needs (SPEC sections 1 and 5a). The caller opens
@@ -158,6 +161,10 @@ pub struct StoreSettings {
     pub secret: Option<String>,
     /// The channel's API credentials, a JSON object (SPEC section 5a).
     pub credentials: Option<serde_json::Value>,
+    /// The store's `push_rate_per_second`: the generic webhook's rate when set (the
+    /// seller's own site takes what the seller says); for a marketplace the dispatcher
+    /// caps the channel's documented rate by it.
+    pub push_rate_per_second: Option<u32>,
 }
 
 /// Secrets never reach a log: `Debug` shows whether they are set, not what they are.
@@ -169,6 +176,7 @@ impl fmt::Debug for StoreSettings {
             .field("base_url", &self.base_url)
             .field("secret", &self.secret.as_ref().map(|_| "<set>"))
             .field("credentials", &self.credentials.as_ref().map(|_| "<set>"))
+            .field("push_rate_per_second", &self.push_rate_per_second)
             .finish()
     }
 }

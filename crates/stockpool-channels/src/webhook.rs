@@ -42,18 +42,28 @@ pub const DELIVERY_ID_CHARS_MAX: usize = 200;
 
 /// What we promise a seller's receiver: one listing a request (SPEC section 5), at most
 /// ten requests a second with a burst of ten. A small shop's endpoint takes that easily,
-/// and a full "Sync now" of a few thousand listings still finishes within minutes.
-pub const WEBHOOK_LIMITS: ChannelLimits =
-    ChannelLimits { batch_max: 1, read_batch_max: 0, requests_per_second_milli: 10_000, burst: 10 };
+/// and a full "Sync now" of a few thousand listings still finishes within minutes. A batch
+/// holds up to a burst's worth of listings, sent one request after another, each request
+/// one token of the rate (`call_per_item`): the dispatcher settles ten pushes with one
+/// commit instead of ten, which is what lets a store set a high `push_rate_per_second`.
+pub const WEBHOOK_LIMITS: ChannelLimits = ChannelLimits {
+    batch_max: 10,
+    read_batch_max: 0,
+    requests_per_second_milli: 10_000,
+    burst: 10,
+    call_per_item: true,
+};
 
 /// The connector of one `webhook` store.
 #[derive(Clone)]
 pub struct WebhookConnector {
     store: String,
-    url: Url,
+    /// Where pushes go; `None` for a connector built only to take webhooks (`receiving`).
+    url: Option<Url>,
     secret: Vec<u8>,
     client: reqwest::Client,
     request_timeout: Duration,
+    limits: ChannelLimits,
 }
 
 /// The secret never reaches a log.
@@ -61,7 +71,7 @@ impl fmt::Debug for WebhookConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookConnector")
             .field("store", &self.store)
-            .field("url", &self.url.as_str())
+            .field("url", &self.url.as_ref().map(Url::as_str))
             .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
     }
@@ -103,7 +113,35 @@ impl WebhookConnector {
         }
         let secret = settings.secret.as_deref().filter(|s| !s.is_empty());
         let secret = secret.ok_or_else(|| ConfigError::MissingSecret { store: store.clone() })?;
-        Ok(WebhookConnector { store, url, secret: secret.as_bytes().to_vec(), client, request_timeout })
+        let limits = match settings.push_rate_per_second {
+            Some(rate) => ChannelLimits { requests_per_second_milli: u64::from(rate.max(1)) * 1000, ..WEBHOOK_LIMITS },
+            None => WEBHOOK_LIMITS,
+        };
+        Ok(WebhookConnector {
+            store,
+            url: Some(url),
+            secret: secret.as_bytes().to_vec(),
+            client,
+            request_timeout,
+            limits,
+        })
+    }
+
+    /// A connector that only takes the store's webhooks (verify, parse, delivery id): it
+    /// needs the `secret` alone, so a store whose `url` cannot be pushed to (`https`
+    /// without TLS support, say) still takes its orders in. It refuses to push.
+    pub fn receiving(settings: &StoreSettings, client: reqwest::Client) -> Result<WebhookConnector, ConfigError> {
+        let store = settings.code.clone();
+        let secret = settings.secret.as_deref().filter(|s| !s.is_empty());
+        let secret = secret.ok_or_else(|| ConfigError::MissingSecret { store: store.clone() })?;
+        Ok(WebhookConnector {
+            store,
+            url: None,
+            secret: secret.as_bytes().to_vec(),
+            client,
+            request_timeout: crate::REQUEST_TIMEOUT,
+            limits: WEBHOOK_LIMITS,
+        })
     }
 
     /// The `X-Stockpool-Signature` value for `body`: `sha256=` and the lowercase hex digest.
@@ -112,6 +150,14 @@ impl WebhookConnector {
     }
 
     async fn push_one(&self, item: &PushItem, sent_at: &str, now: Timestamp) -> Attempt {
+        let Some(url) = &self.url else {
+            return Attempt {
+                result: AttemptResult::Failed,
+                status_code: None,
+                detail: Some(format!("store {}'s connector was built to take webhooks only, not to push", self.store)),
+                duration_ms: 0,
+            };
+        };
         let body = PushBody {
             store: &self.store,
             listing: &item.public_id,
@@ -125,7 +171,7 @@ impl WebhookConnector {
         let started = tokio::time::Instant::now();
         let sent = self
             .client
-            .post(self.url.clone())
+            .post(url.clone())
             .timeout(self.request_timeout)
             .header(CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature)
@@ -171,8 +217,10 @@ impl Connector for WebhookConnector {
         Channel::Webhook
     }
 
+    /// `WEBHOOK_LIMITS`, at the store's `push_rate_per_second` when it sets one: SPEC names
+    /// no rate for a seller's own site, so the seller may choose it.
     fn limits(&self) -> ChannelLimits {
-        WEBHOOK_LIMITS
+        self.limits
     }
 
     /// One request per item, one after another. Once the receiver answers 429, the rest

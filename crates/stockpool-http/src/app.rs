@@ -11,6 +11,7 @@ pub struct Application {
     store: Storage,
     listener: TcpListener,
     address: SocketAddr,
+    workers: stockpool_worker::WorkerOptions,
 }
 
 impl Application {
@@ -20,7 +21,13 @@ impl Application {
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
         let address = listener.local_addr()?;
-        Ok(Application { store, listener, address })
+        Ok(Application { store, listener, address, workers: stockpool_worker::WorkerOptions::default() })
+    }
+
+    /// The same application whose workers run with `options` (tests shorten timeouts).
+    pub fn with_worker_options(mut self, options: stockpool_worker::WorkerOptions) -> Application {
+        self.workers = options;
+        self
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -29,9 +36,12 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains requests and stops the workers.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let workers = stockpool_worker::Workers::start(self.store.clone(), stockpool_store::system_clock())
-            .map_err(|e| std::io::Error::other(format!("cannot start the workers: {e}")))?;
-        let router = crate::router(self.store.clone());
+        let workers =
+            stockpool_worker::Workers::start_with(self.store.clone(), stockpool_store::system_clock(), self.workers)
+                .map_err(|e| std::io::Error::other(format!("cannot start the workers: {e}")))?;
+        let intake = stockpool_worker::intake::Intake::new(self.store.clone())
+            .map_err(|e| std::io::Error::other(format!("cannot start the webhook intake: {e}")))?;
+        let router = crate::router(self.store.clone(), intake);
         let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
         workers.stop().await;
         served

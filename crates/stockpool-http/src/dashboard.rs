@@ -1,5 +1,6 @@
 //! The dashboard at `/`: a seller logs in with email and password and sees what every
-//! listing shows and which orders wait for them, and accepts or declines order requests.
+//! listing shows, which orders wait for them and each store's last pushes, and accepts or
+//! declines order requests.
 //!
 //! Security: passwords are checked against Argon2id hashes (`stockpool user create`); a
 //! login opens a server-side session whose cookie is `HttpOnly; Secure; SameSite=Strict`
@@ -28,6 +29,9 @@ pub const SESSION_COOKIE: &str = "sp_session";
 pub const LOGIN_CSRF_COOKIE: &str = "sp_login_csrf";
 /// Rows of each table shown at most (the API pages through the rest).
 pub const DASHBOARD_ROWS_MAX: usize = 200;
+
+/// Sync records shown for each store under "Last pushes", newest first.
+pub const LAST_PUSHES_SHOWN: i64 = 5;
 /// Largest form accepted, in bytes.
 pub const FORM_BYTES_MAX: usize = 8 * 1024;
 
@@ -145,9 +149,38 @@ pub async fn home(State(app): State<App>, headers: HeaderMap) -> Result<Response
                 );
             }
             b.push_str("</table>");
-            b
+            let stores: Vec<(i64, String)> = w.state.stores().map(|st| (st.id.0 as i64, st.code.clone())).collect();
+            let skus: std::collections::HashMap<i64, String> =
+                w.state.items().map(|i| (i.id.0 as i64, i.sku.clone())).collect();
+            (b, stores, skus)
         })
         .await?;
+    let (mut body, stores, skus) = body;
+    body.push_str("<h2>Last pushes</h2>");
+    for (id, code) in stores.iter().take(DASHBOARD_ROWS_MAX) {
+        let records = app.store.last_sync_records(s.workspace, *id, LAST_PUSHES_SHOWN).await?;
+        let _ = write!(body, "<h3>{}</h3>", escape(code));
+        if records.is_empty() {
+            body.push_str("<p>Nothing pushed yet.</p>");
+            continue;
+        }
+        body.push_str(
+            "<table><tr><th>when</th><th>SKU</th><th>from</th><th>to</th><th>result</th><th>detail</th></tr>",
+        );
+        for r in records {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+                stockpool_store::workspace::millis_to_rfc3339(r.created_at),
+                escape(skus.get(&r.item).map_or("?", String::as_str)),
+                r.old_quantity.map_or_else(|| "-".to_string(), |q| q.to_string()),
+                r.new_quantity,
+                escape(&r.result),
+                escape(r.detail.as_deref().unwrap_or(""))
+            );
+        }
+        body.push_str("</table>");
+    }
     Ok(Html(page("Dashboard", &body)).into_response())
 }
 

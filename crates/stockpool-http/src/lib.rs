@@ -29,6 +29,7 @@ use stockpool_store::exec::Command;
 use stockpool_store::model::*;
 use stockpool_store::workspace::Ws;
 use stockpool_store::Storage;
+use stockpool_worker::intake::{Intake, IntakeError};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -36,8 +37,9 @@ pub use app::{shutdown_signal, Application};
 pub use openapi::{openapi, ROUTES};
 
 /// Largest request body accepted: a bulk listing import of a few thousand rows fits;
-/// anything bigger belongs in `stockpool import`.
-pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+/// anything bigger belongs in `stockpool import`. Webhook deliveries too: the inbox keeps
+/// bodies of at most this size (`INBOX_BODY_BYTES_MAX`).
+pub const BODY_BYTES_MAX: usize = stockpool_store::inbox::INBOX_BODY_BYTES_MAX;
 /// Longest a request may take before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default and largest page of a list.
@@ -49,10 +51,11 @@ pub const BULK_LISTINGS_MAX: usize = 5000;
 #[derive(Clone)]
 pub struct App {
     pub store: Storage,
+    pub intake: Intake,
 }
 
 /// The whole HTTP application.
-pub fn router(store: Storage) -> Router {
+pub fn router(store: Storage, intake: Intake) -> Router {
     let api = Router::new()
         .route("/warehouses", post(create_warehouse).get(list_warehouses))
         .route("/warehouses/{code}", get(get_warehouse))
@@ -88,10 +91,12 @@ pub fn router(store: Storage) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/webhooks/{channel}/{store}", post(webhook))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "there is nothing at this path") })
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(RequestBodyLimitLayer::new(BODY_BYTES_MAX))
-        .with_state(App { store })
+        .layer(axum::middleware::map_response(too_large_as_problem))
+        .with_state(App { store, intake })
 }
 
 // ---- extractors ---------------------------------------------------------------------
@@ -207,6 +212,7 @@ async fn sqlx_ping(app: &App) -> Result<(), ApiError> {
 async fn metrics(State(app): State<App>) -> Result<Response, ApiError> {
     let m = app.store.metrics();
     let pending = app.store.outbox_pending().await?;
+    let (inbox_pending, inbox_failed) = app.store.inbox_unfinished_counts().await?;
     let mut text = String::new();
     for (name, help, kind, value) in [
         ("stockpool_commands_total", "Write commands decided.", "counter", m.commands.load(Ordering::Relaxed) as i64),
@@ -235,10 +241,165 @@ async fn metrics(State(app): State<App>) -> Result<Response, ApiError> {
             m.orders_created.load(Ordering::Relaxed) as i64,
         ),
         ("stockpool_outbox_pending", "Listings with a push queued for their channel.", "gauge", pending),
+        (
+            "stockpool_webhook_rejected_total",
+            "Webhook deliveries refused for their signature; nothing of them is kept.",
+            "counter",
+            m.webhooks_rejected.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "stockpool_webhook_received_total",
+            "Webhook deliveries kept in the inbox.",
+            "counter",
+            m.webhooks_received.load(Ordering::Relaxed) as i64,
+        ),
+        ("stockpool_inbox_pending", "Kept webhook deliveries not yet processed.", "gauge", inbox_pending),
+        ("stockpool_inbox_failed", "Kept webhook deliveries that failed to parse or apply.", "gauge", inbox_failed),
     ] {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
     }
+    store_metrics(&mut text, &app.store.store_gauges().await?, &m.pushes.snapshot(), app.store.now());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Each store's queue and pushes, labelled `workspace` and `store` (its code).
+fn store_metrics(
+    text: &mut String,
+    gauges: &[stockpool_store::metrics::StoreGauge],
+    pushes: &std::collections::BTreeMap<(i64, i64), stockpool_store::metrics::StorePushes>,
+    now: stockpool_core::Timestamp,
+) {
+    use std::fmt::Write;
+    use stockpool_store::metrics::{RESULTS, STALENESS_BUCKETS_MS};
+    let labels: Vec<(String, Option<&stockpool_store::metrics::StorePushes>, &stockpool_store::metrics::StoreGauge)> =
+        gauges
+            .iter()
+            .map(|g| {
+                let l = format!("workspace=\"{}\",store=\"{}\"", label(&g.workspace), label(&g.store));
+                (l, pushes.get(&(g.workspace_id, g.store_id)), g)
+            })
+            .collect();
+    let _ = writeln!(text, "# HELP stockpool_store_queue_depth Listings of the store with a push queued.");
+    let _ = writeln!(text, "# TYPE stockpool_store_queue_depth gauge");
+    for (l, _, g) in &labels {
+        let _ = writeln!(text, "stockpool_store_queue_depth{{{l}}} {}", g.pending);
+    }
+    let _ = writeln!(
+        text,
+        "# HELP stockpool_store_oldest_pending_seconds How long the store's oldest queued push has waited (0: none)."
+    );
+    let _ = writeln!(text, "# TYPE stockpool_store_oldest_pending_seconds gauge");
+    for (l, _, g) in &labels {
+        let age = g.oldest_queued_at.map_or(0, |at| (now.0 - at.0).max(0));
+        let _ = writeln!(text, "stockpool_store_oldest_pending_seconds{{{l}}} {:.3}", age as f64 / 1000.0);
+    }
+    let _ = writeln!(text, "# HELP stockpool_store_pushes_total Push attempts to the store, by sync-record result.");
+    let _ = writeln!(text, "# TYPE stockpool_store_pushes_total counter");
+    for (l, p, _) in &labels {
+        for (i, result) in RESULTS.iter().enumerate() {
+            let n = p.map_or(0, |p| p.results[i]);
+            let _ = writeln!(text, "stockpool_store_pushes_total{{{l},result=\"{result}\"}} {n}");
+        }
+    }
+    let _ = writeln!(
+        text,
+        "# HELP stockpool_store_staleness_seconds From a listing's figure first moving to the channel taking it."
+    );
+    let _ = writeln!(text, "# TYPE stockpool_store_staleness_seconds histogram");
+    for (l, p, _) in &labels {
+        let default = stockpool_store::metrics::StorePushes::default();
+        let p = p.unwrap_or(&default);
+        let mut cumulative = 0;
+        for (i, bound) in STALENESS_BUCKETS_MS.iter().enumerate() {
+            cumulative += p.staleness[i];
+            let le = *bound as f64 / 1000.0;
+            let _ = writeln!(text, "stockpool_store_staleness_seconds_bucket{{{l},le=\"{le}\"}} {cumulative}");
+        }
+        cumulative += p.staleness[STALENESS_BUCKETS_MS.len()];
+        let _ = writeln!(text, "stockpool_store_staleness_seconds_bucket{{{l},le=\"+Inf\"}} {cumulative}");
+        let _ =
+            writeln!(text, "stockpool_store_staleness_seconds_sum{{{l}}} {:.3}", p.staleness_sum_ms as f64 / 1000.0);
+        let _ = writeln!(text, "stockpool_store_staleness_seconds_count{{{l}}} {cumulative}");
+    }
+}
+
+/// The body limit's own 413 is plain text; every answer of ours is a problem.
+async fn too_large_as_problem(res: Response) -> Response {
+    let plain = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    if res.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than the {BODY_BYTES_MAX} bytes allowed"),
+        )
+        .into_response();
+    }
+    res
+}
+
+// ---- webhooks -----------------------------------------------------------------------------
+
+/// `POST /webhooks/{channel}/{store}`: a channel's delivery. No token: the channel's
+/// signature is the credential (`stockpool-worker`'s `intake.rs` does the work). 200 once
+/// it is kept and applied (or changes nothing: a redelivery, an event we do not act on);
+/// 202 when it is kept but could not be parsed or applied (outcome `failed`, replayed by
+/// `stockpool inbox replay`): a channel retries every non-2xx and gives up on an
+/// endpoint that keeps failing (WooCommerce disables the webhook after 5 failures in a
+/// row), while a body we could not read would only fail again.
+async fn webhook(
+    State(app): State<App>,
+    Path((channel, store)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than the {BODY_BYTES_MAX} bytes a webhook delivery may have"),
+        ),
+        status => ApiError::new(status, format!("the body could not be read: {}", rejection.body_text())),
+    })?;
+    match app.intake.receive(&channel, &store, &headers, &body).await {
+        Ok(taken) => {
+            let status = if taken.outcome == stockpool_store::inbox::Outcome::Failed {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            let body = json!({
+                "delivery": taken.delivery,
+                "outcome": taken.outcome.as_str(),
+                "detail": taken.detail,
+                "order": taken.order,
+                "seen_before": taken.seen_before,
+            });
+            Ok((status, Json(body)).into_response())
+        }
+        Err(e) => {
+            let status = match &e {
+                IntakeError::UnknownChannel { .. }
+                | IntakeError::UnknownStore { .. }
+                | IntakeError::NoWebhooks { .. } => StatusCode::NOT_FOUND,
+                IntakeError::AmbiguousStore { .. } => StatusCode::CONFLICT,
+                IntakeError::NotBuiltYet { .. } => StatusCode::NOT_IMPLEMENTED,
+                IntakeError::Unverifiable(_) | IntakeError::Signature(_) => StatusCode::UNAUTHORIZED,
+                IntakeError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            if let IntakeError::Store(e) = e {
+                return Err(e.into());
+            }
+            let mut res = ApiError::new(status, e.to_string()).into_response();
+            if status == StatusCode::UNAUTHORIZED {
+                // The challenge names the channel's signature, not our API tokens.
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Signature"));
+            }
+            Ok(res)
+        }
+    }
 }
 
 // ---- warehouses -------------------------------------------------------------------------

@@ -89,6 +89,24 @@ pub fn openapi() -> Value {
         let entry = paths.entry(format!("/api/v1{}", route.path)).or_insert_with(|| json!({}));
         entry[route.method] = op;
     }
+    // Outside `/api/v1` and without a token: the channel's signature is the credential.
+    paths.insert(
+        "/webhooks/{channel}/{store}".into(),
+        json!({"post": {
+            "summary": "Take a channel's webhook delivery (signed by the channel; kept raw in the inbox, then applied)",
+            "security": [],
+            "parameters": [
+                {"name": "channel", "in": "path", "required": true, "schema": {"enum": ["shopify", "woocommerce", "etsy", "amazon", "ebay", "webhook"]}},
+                {"name": "store", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The store's code, unique across workspaces for webhook routing"},
+            ],
+            "requestBody": {"required": true, "content": {"application/json": {}}},
+            "responses": {
+                "200": {"description": "Kept and applied, or nothing to do (duplicate, ignored)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Delivery"}}}},
+                "202": {"description": "Kept, but it could not be parsed or applied (outcome failed); stockpool inbox replay applies it later", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Delivery"}}}},
+                "default": {"description": "A problem (RFC 9457): 401 bad signature, 404 unknown store, 409 ambiguous store code, 413 body too large", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+            },
+        }}),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {"title": "stockpool", "version": env!("CARGO_PKG_VERSION"), "description": "One shared stock pool for every sales channel."},
@@ -123,8 +141,10 @@ fn schemas() -> Value {
         "Store": obj(&["code", "name", "channel"], json!({"code": s, "name": s,
             "channel": {"enum": ["shopify", "woocommerce", "etsy", "amazon", "ebay", "webhook", "manual"]},
             "schedule": {"oneOf": [{"const": "realtime"}, obj(&["every_minutes"], json!({"every_minutes": i}))]},
-            "url": s, "secret": s, "credentials": {"type": "object"}, "base_url": s, "enabled": b, "paused": b})),
-        "StorePatch": obj(&[], json!({"name": s, "schedule": {}, "url": s, "secret": s, "credentials": {"type": "object"}, "base_url": s, "enabled": b, "paused": b})),
+            "url": s, "secret": s, "credentials": {"type": "object"}, "base_url": s, "enabled": b, "paused": b,
+            "push_rate_per_second": {"type": "integer", "minimum": 1, "maximum": 1000}})),
+        "StorePatch": obj(&[], json!({"name": s, "schedule": {}, "url": s, "secret": s, "credentials": {"type": "object"}, "base_url": s, "enabled": b, "paused": b,
+            "push_rate_per_second": {"type": "integer", "minimum": 1, "maximum": 1000}})),
         "Listing": obj(&["store", "external_id", "sku"], json!({"store": s, "external_id": s, "store_sku": s, "sku": s, "status": {"enum": ["active", "draft"]}})),
         "Listings": obj(&["listings"], json!({"listings": {"type": "array", "items": {"$ref": "#/components/schemas/Listing"}}})),
         "Rule": obj(&["name", "warehouses", "stores"], json!({"name": s, "priority": i, "enabled": b,
@@ -138,5 +158,8 @@ fn schemas() -> Value {
         "Card": obj(&["sku", "warehouse", "quantity"], json!({"sku": s, "warehouse": s, "quantity": i})),
         "Sync": obj(&[], json!({"store": s})),
         "Settings": obj(&["sync_enabled"], json!({"sync_enabled": b})),
+        "Delivery": obj(&["delivery", "outcome"], json!({"delivery": i,
+            "outcome": {"enum": ["applied", "duplicate", "ignored", "failed", "pending"]},
+            "detail": {"type": ["string", "null"]}, "order": {"type": ["string", "null"]}, "seen_before": b})),
     })
 }

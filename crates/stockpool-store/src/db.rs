@@ -224,7 +224,9 @@ impl Db {
             }
             for stmt in step.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
                 let stmt = match self.backend {
-                    Backend::Sqlite => stmt.replace("BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+                    Backend::Sqlite => stmt
+                        .replace("BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT")
+                        .replace(" BYTEA ", " BLOB "),
                     Backend::Postgres => stmt.to_string(),
                 };
                 tx.execute(stmt.as_str()).await?;
@@ -430,6 +432,31 @@ CREATE INDEX outbox_by_store ON outbox (workspace_id, store_id);
 ALTER TABLE sync_records ADD COLUMN status_code BIGINT;
 ALTER TABLE sync_records ADD COLUMN attempt BIGINT NOT NULL DEFAULT 1;
 CREATE INDEX sync_records_by_id ON sync_records (workspace_id, id)
+",
+    // Inbox (SPEC sections 5a and 8): every webhook delivery whose signature checked out,
+    // kept raw (`body`, bytes as they came; `headers`, a JSON array of [name, value]
+    // pairs) before it is parsed, with what became of it: `outcome` is `pending` until
+    // it is applied (`applied`), found to change nothing (`duplicate`, `ignored`) or
+    // refused (`failed`, the sentence in `detail`); `order_id` the order it produced.
+    // A channel's delivery id is unique per store; deliveries without one (NULL) never
+    // collide, since both backends treat NULLs in a unique index as distinct.
+    "
+CREATE TABLE inbox (
+    id BIGSERIAL PRIMARY KEY,
+    workspace_id BIGINT NOT NULL REFERENCES workspaces(id),
+    store_id BIGINT NOT NULL,
+    channel TEXT NOT NULL,
+    delivery_id TEXT,
+    headers TEXT NOT NULL,
+    body BYTEA NOT NULL,
+    received_at BIGINT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT,
+    order_id BIGINT,
+    processed_at BIGINT
+);
+CREATE UNIQUE INDEX inbox_by_delivery ON inbox (workspace_id, store_id, delivery_id);
+CREATE INDEX inbox_by_outcome ON inbox (outcome, id)
 ",
     // Several nodes: one row per workspace names the node that pushes its stores, the
     // lease's generation (moves at every change of holder; settles are fenced by it) and

@@ -9,6 +9,7 @@
 //! transaction and replies only after commit.
 
 use crate::db::Arg;
+use crate::inbox::{Apply, InboxEvent, Outcome};
 use crate::model::*;
 use crate::workspace::{figure, Pending, PushReason, Ws};
 use crate::StoreError;
@@ -37,6 +38,10 @@ pub enum Command {
     SetSyncEnabled(bool),
     /// Records the outcome of a dispatched batch of pushes (`Settle`).
     Settle(Settle),
+    /// Applies a kept webhook delivery's events and records its outcome in the inbox, in
+    /// one transaction (`inbox.rs`). Never refused: an event that fails is the delivery's
+    /// `failed` outcome, written while nothing else of it is.
+    Deliver(Apply),
     Sweep,
     /// Forgets sales that left the `buffer: auto` window (`velocity.rs`).
     AgeSales,
@@ -76,6 +81,10 @@ pub struct SettledAttempt {
     pub attempt: u32,
     /// Retry: not before this time.
     pub next_attempt_at: Option<Timestamp>,
+    /// The `generation` of the outbox row the push was claimed from (0: unknown). A row
+    /// that Sync now rewrote after the claim asks for a push of its own, so settling the
+    /// older push must not drop it even when the figures match.
+    pub claimed_generation: i64,
 }
 
 /// SPEC section 6's sync-record results.
@@ -321,6 +330,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 secret: check_secret(input.secret.clone())?,
                 credentials: check_credentials(input.credentials.clone())?,
                 paused: input.paused.unwrap_or(false),
+                push_rate_per_second: check_push_rate(input.push_rate_per_second)?,
             };
             // Everything that can fail comes before the first change to `ws`.
             let row = store_stmt(ws, &store, &extra)?;
@@ -358,6 +368,9 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             }
             if let Some(p) = patch.paused {
                 extra.paused = p;
+            }
+            if patch.push_rate_per_second.is_some() {
+                extra.push_rate_per_second = check_push_rate(patch.push_rate_per_second)?;
             }
             // Everything that can fail comes before the first change to `ws`.
             let row = store_stmt(ws, &store, &extra)?;
@@ -443,56 +456,20 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
         }
         Command::CreateOrder(input) => {
             let store = ws.store_id(&input.store)?;
-            let mut lines = Vec::with_capacity(input.lines.len());
-            for (i, l) in input.lines.iter().enumerate() {
-                let listing = match (&l.store_sku, &l.external_id) {
-                    (Some(sku), _) => ws.state.listing_by_store_sku(store, sku),
-                    (None, Some(ext)) => ws.state.listing_by_external_id(store, ext),
-                    (None, None) => {
-                        return Err(StoreError::Invalid(format!("line {i}: give store_sku or external_id")))
-                    }
-                };
-                let store_sku = l
-                    .store_sku
-                    .clone()
-                    .or_else(|| listing.map(|x| x.store_sku.clone()))
-                    .or_else(|| l.external_id.clone());
-                lines.push(NewLine {
-                    store_sku: store_sku.unwrap_or_default(),
-                    listing: listing.map(|x| x.id),
-                    quantity: l.quantity,
-                });
-            }
-            let new = NewOrder {
+            let payment = match input.payment.clone().unwrap_or_default() {
+                PaymentInput::Immediate => Payment::Immediate,
+                PaymentInput::AfterAcceptance => Payment::AfterAcceptance,
+            };
+            let order = OrderArgs {
                 store,
-                external_id: input.external_id.clone(),
-                lines,
-                payment: match input.payment.clone().unwrap_or_default() {
-                    PaymentInput::Immediate => Payment::Immediate,
-                    PaymentInput::AfterAcceptance => Payment::AfterAcceptance,
-                },
+                external_id: &input.external_id,
+                lines: &input.lines,
+                payment,
                 pay_within_seconds: input.pay_within_seconds,
                 source: OrderSource::Api,
             };
-            match ws.state.take_order(&new, now)? {
-                Intake::Created { order, change } => {
-                    // Demand for `buffer: auto` first, so this change's recompute sees it.
-                    let mut sold = Vec::new();
-                    for o in &change.orders {
-                        sold.extend(ws.sales.record(&mut ws.state, o, now));
-                    }
-                    apply_change(ws, &change, now, &mut out);
-                    // Only items whose stock did not move are left to recompute.
-                    let touched = change.touched_items();
-                    sold.retain(|i| !touched.contains(i));
-                    if !sold.is_empty() {
-                        let listings = ws.state.affected_listings(&sold);
-                        refresh(ws, &listings, now, &mut out);
-                    }
-                    Reply::order(true, ws, order)
-                }
-                Intake::Duplicate { order } => Reply::order(false, ws, order),
-            }
+            let (order, created) = take_order(ws, &order, now, &mut out)?;
+            Reply::order(created, ws, order)
         }
         Command::Order(id, action) => {
             let oid =
@@ -571,6 +548,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             }
             Reply::new(true, json!({"data": bodies}))
         }
+        Command::Deliver(apply) => deliver(ws, apply, now, &mut out),
         Command::Settle(settle) => {
             for a in &settle.attempts {
                 settle_attempt(ws, settle.store, a, now, &mut out);
@@ -593,6 +571,174 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
         }
     };
     Ok((reply, out))
+}
+
+/// An order to take, from the order API or a channel.
+struct OrderArgs<'a> {
+    store: StoreId,
+    external_id: &'a str,
+    lines: &'a [OrderLineInput],
+    payment: Payment,
+    pay_within_seconds: Option<i64>,
+    source: OrderSource,
+}
+
+/// Takes an order (SPEC section 4): resolves each line's listing by `store_sku` or
+/// `external_id` (a line that names none stays `unmapped`), asks the core, and applies the
+/// change. Returns the order and whether it is new: the store's order with the same
+/// `external_id` is answered as it is, changing nothing. On `Err` nothing changed.
+fn take_order(
+    ws: &mut Ws,
+    o: &OrderArgs<'_>,
+    now: Timestamp,
+    out: &mut Vec<Stmt>,
+) -> Result<(OrderId, bool), StoreError> {
+    let mut lines = Vec::with_capacity(o.lines.len());
+    for (i, l) in o.lines.iter().enumerate() {
+        let listing = match (&l.store_sku, &l.external_id) {
+            (Some(sku), _) => ws.state.listing_by_store_sku(o.store, sku),
+            (None, Some(ext)) => ws.state.listing_by_external_id(o.store, ext),
+            (None, None) => return Err(StoreError::Invalid(format!("line {i}: give store_sku or external_id"))),
+        };
+        let store_sku =
+            l.store_sku.clone().or_else(|| listing.map(|x| x.store_sku.clone())).or_else(|| l.external_id.clone());
+        lines.push(NewLine {
+            store_sku: store_sku.unwrap_or_default(),
+            listing: listing.map(|x| x.id),
+            quantity: l.quantity,
+        });
+    }
+    let new = NewOrder {
+        store: o.store,
+        external_id: o.external_id.to_string(),
+        lines,
+        payment: o.payment,
+        pay_within_seconds: o.pay_within_seconds,
+        source: o.source,
+    };
+    match ws.state.take_order(&new, now)? {
+        Intake::Created { order, change } => {
+            // Demand for `buffer: auto` first, so this change's recompute sees it.
+            let mut sold = Vec::new();
+            for o in &change.orders {
+                sold.extend(ws.sales.record(&mut ws.state, o, now));
+            }
+            apply_change(ws, &change, now, out);
+            // Only items whose stock did not move are left to recompute.
+            let touched = change.touched_items();
+            sold.retain(|i| !touched.contains(i));
+            if !sold.is_empty() {
+                let listings = ws.state.affected_listings(&sold);
+                refresh(ws, &listings, now, out);
+            }
+            Ok((order, true))
+        }
+        Intake::Duplicate { order } => Ok((order, false)),
+    }
+}
+
+/// What one inbound event did.
+enum Applied {
+    /// It changed the workspace (through this order; `true`: it took the order in).
+    Changed(OrderId, bool),
+    /// It had already happened.
+    Duplicate(OrderId),
+    /// It asks nothing of us.
+    Ignored(String),
+}
+
+/// One event of a delivery. On `Err` nothing changed.
+fn apply_event(
+    ws: &mut Ws,
+    store: StoreId,
+    event: &InboxEvent,
+    now: Timestamp,
+    out: &mut Vec<Stmt>,
+) -> Result<Applied, StoreError> {
+    match event {
+        InboxEvent::Order(o) => {
+            let args = OrderArgs {
+                store,
+                external_id: &o.external_id,
+                lines: &o.lines,
+                payment: o.payment,
+                pay_within_seconds: o.pay_within_seconds,
+                source: OrderSource::Channel,
+            };
+            let (order, created) = take_order(ws, &args, now, out)?;
+            Ok(if created { Applied::Changed(order, true) } else { Applied::Duplicate(order) })
+        }
+        InboxEvent::Cancel { external_id } => {
+            let order = ws.state.order_by_external_id(store, external_id).map(|o| (o.id, o.status));
+            let Some((order, status)) = order else {
+                return Err(StoreError::Invalid(format!(
+                    "store {} has no order {external_id:?} to cancel yet; replay this delivery once the order is in",
+                    ws.store_code(store)
+                )));
+            };
+            if status == OrderStatus::Cancelled {
+                return Ok(Applied::Duplicate(order));
+            }
+            let change = ws.state.cancel(order, now)?;
+            apply_change(ws, &change, now, out);
+            Ok(Applied::Changed(order, false))
+        }
+        InboxEvent::Ignored(reason) => Ok(Applied::Ignored(reason.clone())),
+    }
+}
+
+/// `Command::Deliver`: every event of the delivery or none (a failing event rolls back
+/// the ones before it), then the inbox row's outcome in the same transaction.
+fn deliver(ws: &mut Ws, apply: &Apply, now: Timestamp, out: &mut Vec<Stmt>) -> Reply {
+    // A single event changes nothing when it fails; only several need a copy to go back to.
+    let saved = (apply.events.len() > 1).then(|| ws.clone());
+    let mut stmts = Vec::new();
+    let (mut outcome, mut detail, mut order, mut taken) = (Outcome::Ignored, None, None, false);
+    if apply.events.is_empty() {
+        detail = Some("the delivery carries no event".to_string());
+    }
+    for event in &apply.events {
+        match apply_event(ws, apply.store, event, now, &mut stmts) {
+            Ok(Applied::Changed(o, took)) => {
+                outcome = Outcome::Applied;
+                order = Some(o);
+                taken |= took;
+            }
+            Ok(Applied::Duplicate(o)) => {
+                if outcome != Outcome::Applied {
+                    outcome = Outcome::Duplicate;
+                }
+                order = order.or(Some(o));
+            }
+            Ok(Applied::Ignored(reason)) => {
+                if outcome == Outcome::Ignored {
+                    detail = Some(reason);
+                }
+            }
+            Err(e) => {
+                if let Some(saved) = saved {
+                    *ws = saved;
+                }
+                stmts.clear();
+                (outcome, detail, order, taken) = (Outcome::Failed, Some(e.to_string()), None, false);
+                break;
+            }
+        }
+    }
+    if outcome != Outcome::Ignored && outcome != Outcome::Failed {
+        detail = None;
+    }
+    out.extend(stmts);
+    let (sql, args) = crate::inbox::outcome_stmt(ws.id, apply.delivery, outcome, detail.as_deref(), order, now);
+    out.push(stmt(sql, args));
+    let body = json!({
+        "delivery": apply.delivery,
+        "outcome": outcome.as_str(),
+        "detail": detail,
+        "order": order.map(|o| public_id(Kind::Order, ws.id, o.0)),
+    });
+    // `created`: the delivery took a new order in (the writer counts it).
+    Reply::new(taken, body)
 }
 
 fn patch_item(item: &mut Item, p: &ItemPatch) {
@@ -655,6 +801,16 @@ fn schedule(s: Option<&ScheduleInput>) -> Result<Schedule, StoreError> {
         Some(ScheduleInput::Every { every_minutes }) => {
             Err(StoreError::Invalid(format!("every_minutes must be between 1 and 1440, got {every_minutes}")))
         }
+    }
+}
+
+fn check_push_rate(rate: Option<u32>) -> Result<Option<u32>, StoreError> {
+    match rate {
+        Some(r) if !(1..=crate::model::PUSH_RATE_PER_SECOND_MAX).contains(&r) => Err(StoreError::Invalid(format!(
+            "push_rate_per_second must be 1 to {} pushes a second, not {r}",
+            crate::model::PUSH_RATE_PER_SECOND_MAX
+        ))),
+        r => Ok(r),
     }
 }
 
@@ -910,7 +1066,14 @@ fn settle_attempt(ws: &mut Ws, store: StoreId, a: &SettledAttempt, now: Timestam
             "UPDATE listings SET published_quantity = $3, published_doc = $4 WHERE workspace_id = $1 AND id = $2",
             vec![ws.id.into(), a.listing.0.into(), told.quantity.into(), to_json(&told).into()],
         ));
-        if current.map(|c| figure(&c)) == Some(figure(&told)) {
+        let sync_now_since_claim = ws
+            .pending
+            .get(&a.listing)
+            .is_some_and(|m| m.reason == PushReason::SyncNow && m.generation > a.claimed_generation);
+        if sync_now_since_claim {
+            // Sync now came after this push was claimed: its row stays as it is, for the
+            // push Sync now asked for.
+        } else if current.map(|c| figure(&c)) == Some(figure(&told)) {
             if ws.pending.remove(&a.listing).is_some() {
                 out.push(Stmt::Row(Row::OutboxDone { ws: ws.id, listing: a.listing.0 }));
             }

@@ -14,7 +14,9 @@ pub mod auth;
 mod checkpoint;
 pub mod db;
 pub mod exec;
+pub mod inbox;
 pub mod lease;
+pub mod metrics;
 pub mod model;
 pub mod secrets;
 pub mod velocity;
@@ -94,9 +96,16 @@ pub struct Metrics {
     pub batches: AtomicU64,
     pub batch_failures: AtomicU64,
     pub orders_created: AtomicU64,
+    /// Webhook deliveries refused for their signature (or a store that cannot check
+    /// one): nothing of them is kept, so this counter is their only trace.
+    pub webhooks_rejected: AtomicU64,
+    /// Webhook deliveries kept in the inbox.
+    pub webhooks_received: AtomicU64,
     /// Workspaces read whole from the database (first use, another process's change, a
     /// failed batch). Settling pushes must not move it (`tests/it/seam.rs`).
     pub workspace_loads: AtomicU64,
+    /// Each store's settled attempts and staleness (`metrics.rs`).
+    pub pushes: metrics::PushMetrics,
 }
 
 /// Where the server reads time: the one clock seam. Tests pass a settable clock.
@@ -332,6 +341,32 @@ impl Storage {
     }
 
     /// Pending pushes in the outbox, for `/metrics`.
+    /// Every store with its names and its outbox (listings queued, the oldest `queued_at`),
+    /// for `/metrics`; at most `METRICS_STORES_MAX`, in id order.
+    pub async fn store_gauges(&self) -> Result<Vec<metrics::StoreGauge>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT w.id, w.name, s.id, s.code, COUNT(o.listing_id), MIN(o.queued_at) \
+             FROM stores s JOIN workspaces w ON w.id = s.workspace_id \
+             LEFT JOIN outbox o ON o.workspace_id = s.workspace_id AND o.store_id = s.id \
+             GROUP BY w.id, w.name, s.id, s.code ORDER BY w.id, s.id LIMIT $1",
+        )
+        .bind(metrics::METRICS_STORES_MAX)
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(metrics::StoreGauge {
+                    workspace_id: r.try_get(0)?,
+                    workspace: r.try_get(1)?,
+                    store_id: r.try_get(2)?,
+                    store: r.try_get(3)?,
+                    pending: r.try_get(4)?,
+                    oldest_queued_at: r.try_get::<Option<i64>, _>(5)?.map(Timestamp),
+                })
+            })
+            .collect()
+    }
+
     pub async fn outbox_pending(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&self.inner.db.pool).await?)
     }
@@ -436,10 +471,12 @@ pub const SYNC_RECORDS_PAGE_MAX: i64 = 1_000;
 
 impl Storage {
     /// One page of a workspace's sync records in id order (oldest first), at most `limit`
-    /// (capped at `SYNC_RECORDS_PAGE_MAX`), after the id `q.after`. Paged in SQL on the
-    /// `(workspace_id, id)` index, so a page costs the same however many records exist.
+    /// (capped at one more than `SYNC_RECORDS_PAGE_MAX`, so that a caller serving a full
+    /// page can ask for one more row to learn whether another page follows), after the id
+    /// `q.after`. Paged in SQL on the `(workspace_id, id)` index, so a page costs the same
+    /// however many records exist.
     pub async fn sync_records(&self, ws: i64, q: &SyncRecordQuery, limit: i64) -> Result<Vec<SyncRecord>, StoreError> {
-        let limit = limit.clamp(1, SYNC_RECORDS_PAGE_MAX);
+        let limit = limit.clamp(1, SYNC_RECORDS_PAGE_MAX + 1);
         let rows = sqlx::query_with(
             "SELECT id, listing_id, store_id, item_id, old_quantity, new_quantity, reason, rule_id, rule_version, result, \
                     status_code, detail, attempt, created_at \
@@ -459,26 +496,44 @@ impl Storage {
         )
         .fetch_all(&self.inner.db.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let rule_id: Option<i64> = r.try_get(7)?;
-                let rule_version: Option<i64> = r.try_get(8)?;
-                Ok(SyncRecord {
-                    id: r.try_get(0)?,
-                    listing: r.try_get(1)?,
-                    store: r.try_get(2)?,
-                    item: r.try_get(3)?,
-                    old_quantity: r.try_get(4)?,
-                    new_quantity: r.try_get(5)?,
-                    reason: r.try_get(6)?,
-                    rule: rule_id.zip(rule_version),
-                    result: r.try_get(9)?,
-                    status_code: r.try_get(10)?,
-                    detail: r.try_get(11)?,
-                    attempt: r.try_get(12)?,
-                    created_at: r.try_get(13)?,
-                })
-            })
-            .collect()
+        rows.iter().map(sync_record).collect()
     }
+
+    /// The newest `n` sync records of `store` (at most `LAST_SYNC_RECORDS_MAX`), newest
+    /// first: what the dashboard shows of each store's last pushes.
+    pub async fn last_sync_records(&self, ws: i64, store: i64, n: i64) -> Result<Vec<SyncRecord>, StoreError> {
+        let rows = sqlx::query_with(
+            "SELECT id, listing_id, store_id, item_id, old_quantity, new_quantity, reason, rule_id, rule_version, result, \
+                    status_code, detail, attempt, created_at \
+             FROM sync_records WHERE workspace_id = $1 AND store_id = $2 ORDER BY id DESC LIMIT $3",
+            db::args(&[ws.into(), store.into(), n.clamp(1, LAST_SYNC_RECORDS_MAX).into()]),
+        )
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        rows.iter().map(sync_record).collect()
+    }
+}
+
+/// Most records `Storage::last_sync_records` returns.
+pub const LAST_SYNC_RECORDS_MAX: i64 = 100;
+
+/// A sync record from a row of `sync_records` selected in `SyncRecord`'s field order.
+fn sync_record(r: &sqlx::any::AnyRow) -> Result<SyncRecord, StoreError> {
+    let rule_id: Option<i64> = r.try_get(7)?;
+    let rule_version: Option<i64> = r.try_get(8)?;
+    Ok(SyncRecord {
+        id: r.try_get(0)?,
+        listing: r.try_get(1)?,
+        store: r.try_get(2)?,
+        item: r.try_get(3)?,
+        old_quantity: r.try_get(4)?,
+        new_quantity: r.try_get(5)?,
+        reason: r.try_get(6)?,
+        rule: rule_id.zip(rule_version),
+        result: r.try_get(9)?,
+        status_code: r.try_get(10)?,
+        detail: r.try_get(11)?,
+        attempt: r.try_get(12)?,
+        created_at: r.try_get(13)?,
+    })
 }

@@ -120,6 +120,8 @@ pub struct StoreInput {
     pub enabled: Option<bool>,
     /// A paused store gets no pushes (its orders still come in); default `false`.
     pub paused: Option<bool>,
+    /// Pushes a second at most, below the channel's own rate (`PUSH_RATE_PER_SECOND_MAX`).
+    pub push_rate_per_second: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -134,6 +136,7 @@ pub struct StorePatch {
     /// `true` stops the store's pushes until `false` (SPEC section 5a); the outbox keeps
     /// the newest figure meanwhile.
     pub paused: Option<bool>,
+    pub push_rate_per_second: Option<u32>,
 }
 
 /// What the store keeps beside the core's `Store`: connection settings, and whether its
@@ -150,7 +153,15 @@ pub struct StoreExtra {
     /// written before it existed: not paused.
     #[serde(default)]
     pub paused: bool,
+    /// The seller's cap on pushes a second (calls, for channels that batch); `None`: the
+    /// channel's own rate. It can only slow a channel down: the dispatcher takes the
+    /// lower of this and the connector's documented rate.
+    #[serde(default)]
+    pub push_rate_per_second: Option<u32>,
 }
+
+/// Most pushes a second a store may be set to (`push_rate_per_second`).
+pub const PUSH_RATE_PER_SECOND_MAX: u32 = 1_000;
 
 impl StoreExtra {
     /// The same settings with `secret` and `credentials` sealed, as they are written.
@@ -223,7 +234,7 @@ pub struct RuleInput {
     pub buffer: Option<stockpool_core::buffer::Buffer>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct OrderLineInput {
     pub store_sku: Option<String>,
     /// The listing's `external_id` on the channel, instead of `store_sku`.

@@ -253,6 +253,13 @@ fn decide(
             out.results.push(Err(StoreError::LeaseLost { workspace: *ws_id }));
             continue;
         }
+        // A settle's staleness is measured from the outbox rows it is about to settle.
+        let queued: Vec<Option<stockpool_core::Timestamp>> = match cmd {
+            crate::Command::Settle(s) => {
+                s.attempts.iter().map(|a| ws.pending.get(&a.listing).map(|p| p.queued_at)).collect()
+            }
+            _ => Vec::new(),
+        };
         let decided = execute(ws, cmd, now);
         match decided {
             Ok((reply, stmts)) => {
@@ -262,8 +269,11 @@ fn decide(
                         Stmt::Row(row) => out.rows.add(row),
                     }
                 }
-                if matches!(cmd, crate::Command::CreateOrder(_)) && reply.created {
+                if matches!(cmd, crate::Command::CreateOrder(_) | crate::Command::Deliver(_)) && reply.created {
                     inner.metrics.orders_created.fetch_add(1, Ordering::Relaxed);
+                }
+                if let crate::Command::Settle(settle) = cmd {
+                    record_settle(&inner.metrics.pushes, ws.id, settle, &queued, now);
                 }
                 out.results.push(Ok(reply));
             }
@@ -271,6 +281,24 @@ fn decide(
         }
     }
     out
+}
+
+/// Counts a settled batch's attempts, and the staleness of each push the channel took.
+fn record_settle(
+    pushes: &crate::metrics::PushMetrics,
+    ws: i64,
+    settle: &crate::Settle,
+    queued: &[Option<stockpool_core::Timestamp>],
+    now: stockpool_core::Timestamp,
+) {
+    pushes.record(ws, settle.store.0 as i64, |m| {
+        for (a, queued_at) in settle.attempts.iter().zip(queued) {
+            m.attempt(a.result.as_str());
+            if let (crate::SyncResult::Ok, Some(at)) = (a.result, queued_at) {
+                m.delivered(now.0 - at.0);
+            }
+        }
+    });
 }
 
 /// Bumps each workspace's sequence in its (still locked) cache; returns

@@ -1,6 +1,7 @@
 //! Test infrastructure for stockpool's own tests: a throwaway PostgreSQL cluster
-//! (`PgCluster`), the real `stockpool` binary as a child process (`ServerProcess`), and the
-//! small helpers they share (`free_port`, `temp_dir`, `http_get`).
+//! (`PgCluster`), the real `stockpool` binary as a child process (`ServerProcess`), a
+//! webhook receiver that misbehaves on cue (`WebhookReceiver`), and the small helpers they
+//! share (`free_port`, `temp_dir`, `http_get`).
 //!
 //! This crate is a dev-dependency only. Errors are `anyhow` with context naming what was
 //! attempted, because a failing test should say which step of its setup broke. Every wait
@@ -9,10 +10,12 @@
 mod http;
 mod pg;
 mod proc;
+pub mod receiver;
 mod server;
 
 pub use http::{http_get, HttpResponse};
 pub use pg::PgCluster;
+pub use receiver::{Answer, Received, WebhookReceiver};
 pub use server::{ServerBuilder, ServerProcess};
 
 use anyhow::Context as _;

@@ -73,6 +73,9 @@ pub struct Shared {
     pub jitter_seed: u64,
     /// This process, as push leases name it.
     pub node: NodeId,
+    /// How long one call to a channel may take (`stockpool_channels::REQUEST_TIMEOUT`
+    /// unless a test shortens it).
+    pub request_timeout: Duration,
 }
 
 /// Supervises one dispatcher per workspace with pushes, until `stop`.
@@ -120,6 +123,8 @@ struct StoreView {
     channel: Channel,
     schedule: Schedule,
     paused: bool,
+    /// The seller's cap on pushes a second, below the connector's rate.
+    push_rate: Option<u32>,
     settings: StoreSettings,
     pending: Vec<PendingPush>,
 }
@@ -142,12 +147,14 @@ fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>) -> Snapshot {
                 channel: s.channel,
                 schedule: s.schedule,
                 paused: extra.paused,
+                push_rate: extra.push_rate_per_second,
                 settings: StoreSettings {
                     code: s.code.clone(),
                     url: extra.url,
                     base_url: extra.base_url,
                     secret: extra.secret,
                     credentials: extra.credentials,
+                    push_rate_per_second: extra.push_rate_per_second,
                 },
                 pending: if stockpool_channels::pushes_to(s.channel) { w.pending_pushes(s.id) } else { Vec::new() },
             }
@@ -162,7 +169,7 @@ fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>) -> Snapshot {
 }
 
 /// What a store's connector is built from: when it changes, the connector is rebuilt.
-type ConnectorKey = (Channel, Schedule, Option<String>, Option<String>, Option<String>, Option<String>);
+type ConnectorKey = (Channel, Schedule, Option<u32>, Option<String>, Option<String>, Option<String>, Option<String>);
 
 /// A store's connector and what it was built from.
 struct Connected {
@@ -177,19 +184,25 @@ struct Claimed {
     batch: Batch,
     generation: i64,
     items: Vec<PushItem>,
-    records: Vec<(Published, &'static str, u32)>,
+    records: Vec<(Published, &'static str, u32, i64)>,
 }
 
-/// The push policy's configuration for a store of `channel` from its connector's limits.
-fn push_config(connector: &dyn Connector, schedule: Schedule) -> PushConfig {
+/// The push policy's configuration for a store from its connector's limits, slowed to the
+/// store's `push_rate_per_second` when that is lower (a store can never go faster than its
+/// channel allows).
+fn push_config(connector: &dyn Connector, schedule: Schedule, push_rate: Option<u32>) -> PushConfig {
     let limits = connector.limits();
-    let per_second_milli = limits.requests_per_second_milli.max(1) as i64;
+    let capped = push_rate.map_or(u64::MAX, |r| u64::from(r) * 1000);
+    let per_second_milli = limits.requests_per_second_milli.min(capped).max(1) as i64;
     PushConfig {
         schedule,
         batch_max: limits.batch_max.max(1),
         // `refill` calls every `per_ms`: in thousandths of a call per second, one call
         // every 1,000,000 / milli ms.
         rate: Rate { burst: i64::from(limits.burst.max(1)), refill: per_second_milli, per_ms: 1_000_000 },
+        // A channel that takes one listing a request spends a token per listing.
+        cost_per_batch: if limits.call_per_item { 0 } else { 1 },
+        cost_per_push: i64::from(limits.call_per_item),
         ..PushConfig::default()
     }
 }
@@ -241,7 +254,7 @@ struct Known {
     connected: HashMap<StoreId, Connected>,
     tracked: BTreeSet<(StoreId, ListingId)>,
     sync_now_seen: BTreeMap<ListingId, i64>,
-    details: HashMap<ListingId, (PushItem, Published, Queued)>,
+    details: HashMap<ListingId, (PushItem, Published, Queued, i64)>,
     /// Stores whose connector could not be built, with the settings that failed: reported
     /// once, tried again when the settings change.
     refused: HashMap<StoreId, ConnectorKey>,
@@ -411,6 +424,7 @@ fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: H
         let key: ConnectorKey = (
             s.channel,
             s.schedule,
+            s.push_rate,
             s.settings.url.clone(),
             s.settings.base_url.clone(),
             s.settings.secret.clone(),
@@ -419,9 +433,14 @@ fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: H
         let stale = connected.get(&s.id).is_none_or(|c| c.key != key);
         let known_refusal = refused.get(&s.id) == Some(&key);
         if stale && stockpool_channels::pushes_to(s.channel) && !known_refusal {
-            match stockpool_channels::connector(s.channel, s.settings.clone(), shared.http.clone()) {
+            match stockpool_channels::connector_with(
+                s.channel,
+                s.settings.clone(),
+                shared.http.clone(),
+                shared.request_timeout,
+            ) {
                 Ok(Some(connector)) => {
-                    policy.configure_store(s.id, push_config(connector.as_ref(), s.schedule), now);
+                    policy.configure_store(s.id, push_config(connector.as_ref(), s.schedule, s.push_rate), now);
                     // Taken over from another node: its bucket may be spent; wait as long
                     // as it would take to refill.
                     if let Some(at) = held.taken_over_at {
@@ -470,7 +489,7 @@ fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: H
                 show_backorder: p.figure.show_backorder,
                 settled: p.settled.map(|x| x.quantity),
             };
-            details.insert(p.listing, (item, p.figure, p.meta.reason));
+            details.insert(p.listing, (item, p.figure, p.meta.reason, p.meta.generation));
         }
         if sync_now {
             policy.queue_all(s.id, now);
@@ -502,7 +521,7 @@ fn claim(
                 // Every listing the policy knows was pending once, so its details are
                 // here; one that is not is left out of the call, which the policy takes
                 // as a retry.
-                let Some((item, figure, queued)) = known.details.get(&p.listing) else { continue };
+                let Some((item, figure, queued, generation)) = known.details.get(&p.listing) else { continue };
                 // The push carries the policy's figure: the newest committed one.
                 claimed.items.push(PushItem {
                     quantity: p.figure.quantity,
@@ -517,7 +536,7 @@ fn claim(
                     show_backorder: p.figure.show_backorder,
                     ..*figure
                 };
-                claimed.records.push((pushed, reason_word(p.reason, *queued), p.attempt));
+                claimed.records.push((pushed, reason_word(p.reason, *queued), p.attempt, *generation));
             }
             let connector = c.connector.clone();
             let store = s.id;
@@ -592,6 +611,7 @@ async fn settle(
             detail: a.detail,
             attempt: claimed.records[i].2,
             next_attempt_at: policy.retry_at(listing, now),
+            claimed_generation: claimed.records[i].3,
         })
         .collect();
     let fence = Some(Fence { node: shared.node.clone(), generation: claimed.generation });

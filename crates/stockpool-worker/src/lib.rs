@@ -4,11 +4,14 @@
 //! handle; `Workers::stop` tells them all to stop and awaits each one, so no task outlives
 //! the server and none is fire-and-forget. Today that is the deadline sweeper
 //! (`sweeper.rs`) and the dispatchers that deliver pushes (`dispatch.rs`); pollers and
-//! reconciliation join them here.
+//! reconciliation join them here. The webhook intake (`intake.rs`) lives here too: it
+//! joins the store and the channels' connectors the same way, for the HTTP route and
+//! `stockpool inbox replay`.
 //!
 //! Workers know the store's handle and its commands, never SQL or a channel's HTTP.
 
 pub mod dispatch;
+pub mod intake;
 pub mod sweeper;
 
 use stockpool_store::{Clock, NodeId, Storage, StoreError};
@@ -24,6 +27,25 @@ pub enum StartError {
     Node(#[from] StoreError),
 }
 
+/// What a server may tune about its workers; production runs the defaults, and the fault
+/// tests shorten the timeouts so that a receiver that never answers costs them little.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerOptions {
+    /// See `stockpool_channels::CONNECT_TIMEOUT`.
+    pub connect_timeout: std::time::Duration,
+    /// See `stockpool_channels::REQUEST_TIMEOUT`.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> WorkerOptions {
+        WorkerOptions {
+            connect_timeout: stockpool_channels::CONNECT_TIMEOUT,
+            request_timeout: stockpool_channels::REQUEST_TIMEOUT,
+        }
+    }
+}
+
 /// The background tasks of one server process.
 pub struct Workers {
     stop: watch::Sender<bool>,
@@ -35,15 +57,30 @@ impl Workers {
     /// Starts every background task for `store` as a new node (push leases name it; its
     /// calls to channels carry it in `X-Stockpool-Node`), pacing pushes by `clock`.
     pub fn start(store: Storage, clock: Clock) -> Result<Workers, StartError> {
+        Workers::start_with(store, clock, WorkerOptions::default())
+    }
+
+    /// [`Workers::start`] with `options` instead of the defaults.
+    pub fn start_with(store: Storage, clock: Clock, options: WorkerOptions) -> Result<Workers, StartError> {
         let (stop, stopped) = watch::channel(false);
         // Jitter differs from run to run; within a run it is a pure function of the seed.
         let jitter_seed =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
                 ^ u64::from(std::process::id());
         let node = NodeId::generate()?;
-        let http = stockpool_channels::http_client_for_node(node.as_str())?;
+        let http = stockpool_channels::http_client_for_node_with(
+            node.as_str(),
+            stockpool_channels::ClientTimeouts { connect: options.connect_timeout, request: options.request_timeout },
+        )?;
         tracing::info!(node = %node, "this process is node {node}");
-        let shared = dispatch::Shared { store: store.clone(), http, clock, jitter_seed, node: node.clone() };
+        let shared = dispatch::Shared {
+            store: store.clone(),
+            http,
+            clock,
+            jitter_seed,
+            node: node.clone(),
+            request_timeout: options.request_timeout,
+        };
         let tasks = vec![
             ("deadline sweeper", tokio::spawn(sweeper::run(store, stopped.clone()))),
             ("dispatchers", tokio::spawn(dispatch::run(shared, stopped))),

@@ -107,6 +107,25 @@ pub struct BenchArgs {
     /// Print one JSON line instead of the human report.
     #[arg(long)]
     json: bool,
+    /// Bench channel sync instead of order intake: an emulated webhook shop on loopback,
+    /// staleness of stock changes and a full Sync now against the store's push budget
+    /// (`bench_sync.rs`). Uses --database, --duration, --seed and --json.
+    #[arg(long, conflicts_with_all = ["url", "raw", "rate"])]
+    sync: bool,
+    /// --sync: listings (one item each) on the webhook store.
+    #[arg(long, default_value_t = 1000)]
+    listings: usize,
+    /// --sync: stock changes a second during the change phase.
+    #[arg(long, default_value_t = 1000)]
+    changes_per_second: u64,
+    /// --sync: the webhook store's push_rate_per_second; with --webhook-store, that store's.
+    #[arg(long, default_value_t = 1000)]
+    push_rate: u32,
+    /// Order intake with a store that pushes: also list every SKU on a realtime webhook
+    /// store whose emulated shop (on loopback, in this process) takes pushes at
+    /// --push-rate, so the dispatchers deliver while the orders come in.
+    #[arg(long, conflicts_with = "url")]
+    webhook_store: bool,
 }
 
 /// The bench must be repeatable: one seeded generator, the core's.
@@ -237,6 +256,35 @@ async fn seed(api: &Api, cat: &Arc<Catalog>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A realtime webhook store listing every SKU, pushing to an emulated shop.
+async fn seed_webhook_store(
+    api: &Api,
+    cat: &Catalog,
+    push_rate: u32,
+) -> anyhow::Result<stockpool_emulators::WebhookShop> {
+    let code = format!("{}-hook", cat.prefix);
+    let config = stockpool_emulators::ShopConfig {
+        store: code.clone(),
+        secret: "bench-secret".into(),
+        faults: stockpool_emulators::Faults::default(),
+    };
+    let shop = stockpool_emulators::WebhookShop::start(config).await?;
+    api.post(
+        "/stores",
+        &serde_json::json!({"code": code, "name": "Bench webhook shop", "channel": "webhook",
+        "url": shop.url(), "secret": "bench-secret", "schedule": "realtime", "push_rate_per_second": push_rate}),
+    )
+    .await?;
+    for chunk in cat.skus.chunks(LISTINGS_PER_REQUEST) {
+        let listings: Vec<_> = chunk
+            .iter()
+            .map(|sku| serde_json::json!({"store": code, "external_id": format!("{code}-{sku}"), "sku": sku}))
+            .collect();
+        api.post("/listings/bulk", &serde_json::json!({ "listings": listings })).await?;
+    }
+    Ok(shop)
 }
 
 /// What one client saw.
@@ -443,16 +491,16 @@ fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
     f64::from(sorted_us[rank.min(sorted_us.len()) - 1]) / 1000.0
 }
 
-/// The in-process server and how to stop it.
-struct Server {
-    store: Storage,
+/// The in-process server and how to stop it (the sync bench's too).
+pub(crate) struct Server {
+    pub(crate) store: Storage,
     writer: tokio::task::JoinHandle<()>,
     stop: oneshot::Sender<()>,
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Server {
-    async fn start(database: &str, workspace: &str) -> anyhow::Result<(Server, String, String)> {
+    pub(crate) async fn start(database: &str, workspace: &str) -> anyhow::Result<(Server, String, String)> {
         let (store, writer) = Storage::open(database, system_clock())
             .await
             .with_context(|| format!("opening the database {database}"))?;
@@ -467,7 +515,7 @@ impl Server {
     }
 
     /// Stops serving, lets the writer finish, and waits for both (bounded).
-    async fn stop(self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
         let Server { store, writer, stop, serving } = self;
         let _ = stop.send(());
         let stopped = async move {
@@ -611,6 +659,18 @@ fn backend_name(database: Option<&str>) -> &'static str {
 /// Runs the bench and prints the report. Fails on bad arguments, a failed seed, or a
 /// store check with findings (after printing the figures).
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.sync {
+        return crate::bench_sync::run(crate::bench_sync::SyncArgs {
+            database: args.database,
+            listings: args.listings,
+            changes_per_second: args.changes_per_second,
+            duration: args.duration,
+            push_rate: args.push_rate,
+            seed: args.seed,
+            json: args.json,
+        })
+        .await;
+    }
     if args.clients == 0 || args.clients > CLIENTS_MAX {
         bail!("--clients must be 1 to {CLIENTS_MAX}, not {}", args.clients);
     }
@@ -655,8 +715,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let api = Api::new(&base, &token, args.clients)?;
     let seeded = Instant::now();
     seed(&api, &cat).await.context("seeding the bench catalog")?;
+    let shop = match args.webhook_store {
+        true => Some(seed_webhook_store(&api, &cat, args.push_rate).await.context("seeding the webhook store")?),
+        false => None,
+    };
     let seed_secs = seeded.elapsed().as_secs_f64();
+    let load_from = Instant::now();
     let load = load(&api, &cat, &args).await?;
+    let webhook_pushes = shop.as_ref().map(|s| s.taken_since(load_from));
     let before = load.writer_at_start;
     let after = api.metrics().await;
     drop(api);
@@ -717,6 +783,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "ratio_to_pgbench": tps.map(|t| orders_per_s / t),
             "raw_notes": raw.as_ref().map(|r| r.notes.clone()).unwrap_or_default(),
             "check_findings": check.as_ref().map(|f| f.len()),
+            "webhook_pushes": webhook_pushes,
         });
         println!("{v}");
     } else {
@@ -738,6 +805,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         println!("throughput: {orders_per_s:.0} orders/s over {secs:.2} s");
         println!("latency ms: p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  max {max:.2}");
+        if let Some(n) = webhook_pushes {
+            println!("webhook store: {n} pushes taken by its shop during the load (warm-up included)");
+        }
         if let Some((commands, batches)) = batching {
             println!(
                 "group commit: {commands} commands in {batches} transactions ({:.1} per commit)",

@@ -1,9 +1,10 @@
 //! The `stockpool` command: parses the CLI and runs one subcommand. Kept thin: the
 //! server lives in `app.rs`, the demo seed in `demo.rs`, CSV in `csvio.rs`, the load
-//! generator in `bench.rs`.
+//! generator in `bench.rs` (and `bench_sync.rs` for `--sync`).
 
 mod app;
 mod bench;
+mod bench_sync;
 mod csvio;
 mod demo;
 mod wire;
@@ -86,6 +87,11 @@ enum Cmd {
         #[command(subcommand)]
         command: SyncCmd,
     },
+    /// Webhook deliveries kept in the inbox (raw, before they were parsed).
+    Inbox {
+        #[command(subcommand)]
+        command: InboxCmd,
+    },
     /// Prove the database keeps its promises: ledger sums, 0 <= reserved <= on_hand, holds.
     /// Exits non-zero on any finding.
     Check {
@@ -126,6 +132,33 @@ enum UserCmd {
 }
 
 #[derive(Subcommand)]
+enum InboxCmd {
+    /// Parse kept webhook deliveries again and apply each once (after a fix, or after a
+    /// crash between keeping and applying one): every delivery still pending or failed,
+    /// oldest first, or only --id N. An applied delivery is never applied again, and an
+    /// order already in changes nothing. Prints one line per delivery.
+    Replay {
+        #[command(flatten)]
+        db: DbArg,
+        /// Only this delivery (the `delivery` a webhook answered, or `inbox list`'s id).
+        #[arg(long)]
+        id: Option<i64>,
+    },
+    /// List kept webhook deliveries, oldest first, one line each: id, store, channel,
+    /// delivery id, outcome, order and detail.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        /// Only deliveries still pending or failed.
+        #[arg(long)]
+        unfinished: bool,
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
 enum SyncCmd {
     /// Queue a full push for one store or all.
     Now {
@@ -159,9 +192,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Demo { database, listen } => {
             let (store, writer) = open(&database).await?;
-            let login = demo::seed(&store).await.context("seeding the demo workspace")?;
+            let shops = demo::start_shops().await.context("starting the demo's emulated shops")?;
+            let login = demo::seed(&store, &shops).await.context("seeding the demo workspace")?;
             let app = app::Application::build(store.clone(), &listen).await?;
-            let shoppers = tokio::spawn(demo::shoppers(store));
+            let shoppers = tokio::spawn(demo::shoppers(store, app.address(), shops));
             println!("stockpool demo is running.");
             println!("  dashboard: http://{}/", app.address());
             println!("  login:     {} / {}", login.email, login.password);
@@ -204,6 +238,49 @@ async fn main() -> anyhow::Result<()> {
                 .execute(ws, stockpool_store::Command::SyncNow(stockpool_store::model::SyncInput { store: code }))
                 .await?;
             println!("{}", reply.body);
+        }
+        Cmd::Inbox { command: InboxCmd::Replay { db, id } } => {
+            let (store, _) = open(&db.database).await?;
+            let intake = stockpool_worker::intake::Intake::new(store).context("starting the webhook intake")?;
+            let replayed = intake.replay(id).await?;
+            if replayed.is_empty() {
+                println!("inbox replay: nothing to replay");
+            }
+            for r in &replayed {
+                let t = &r.taken;
+                let mut line = format!(
+                    "delivery {} ({} store {}): {} -> {}",
+                    r.delivery,
+                    r.channel,
+                    r.store,
+                    r.before.as_str(),
+                    t.outcome.as_str()
+                );
+                if let Some(order) = &t.order {
+                    line.push_str(&format!(", order {order}"));
+                }
+                if let Some(detail) = &t.detail {
+                    line.push_str(&format!(": {detail}"));
+                }
+                println!("{line}");
+            }
+        }
+        Cmd::Inbox { command: InboxCmd::List { db, unfinished, limit } } => {
+            let (store, _) = open(&db.database).await?;
+            for d in store.inbox_deliveries(unfinished, 0, limit).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    d.id,
+                    d.store_code,
+                    d.channel,
+                    d.delivery_id.as_deref().unwrap_or("-"),
+                    d.outcome.as_str(),
+                    d.order
+                        .map(|o| stockpool_store::model::public_id(stockpool_store::model::Kind::Order, d.ws, o.0))
+                        .unwrap_or_else(|| "-".into()),
+                    d.detail.as_deref().unwrap_or("")
+                );
+            }
         }
         Cmd::Check { db } => {
             let (store, _) = open(&db.database).await?;

@@ -25,9 +25,20 @@ fn a_webhook_store_gets_a_webhook_connector() {
     let hook = build(Channel::Webhook, settings("http://127.0.0.1:9/push")).unwrap().unwrap();
     assert_eq!(hook.channel(), Channel::Webhook);
     let limits = hook.limits();
-    assert_eq!(limits.batch_max, 1, "SPEC section 5: one listing a request");
+    assert!(limits.call_per_item, "SPEC section 5: one listing a request, so each listing is a call of the rate");
+    assert!(limits.batch_max as u32 <= limits.burst, "a batch's requests fit one burst");
     assert_eq!(limits.read_batch_max, 0);
     assert!(limits.requests_per_second_milli > 0 && limits.burst > 0);
+}
+
+#[test]
+fn a_webhook_store_pushes_at_the_rate_its_seller_sets() {
+    let default = build(Channel::Webhook, settings("http://127.0.0.1:9/push")).unwrap().unwrap();
+    assert_eq!(default.limits(), stockpool_channels::webhook::WEBHOOK_LIMITS);
+    let set = StoreSettings { push_rate_per_second: Some(250), ..settings("http://127.0.0.1:9/push") };
+    let fast = build(Channel::Webhook, set).unwrap().unwrap();
+    assert_eq!(fast.limits().requests_per_second_milli, 250_000);
+    assert!(fast.limits().call_per_item, "still one listing a request");
 }
 
 #[test]

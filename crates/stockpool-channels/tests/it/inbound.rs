@@ -253,3 +253,27 @@ fn the_delivery_id_is_the_header_when_present() {
     assert_eq!(hook.delivery_id(&headers(&[("x-stockpool-delivery", "")])), None);
     assert_eq!(hook.delivery_id(&headers(&[("x-stockpool-delivery", &"d".repeat(201))])), None);
 }
+
+/// The intake builds its connector with `receiver`: a `webhook` store needs only its
+/// secret to take orders (its `url` may be one we cannot push to), and that connector
+/// refuses to push rather than send anywhere.
+#[test]
+fn a_receiving_connector_needs_only_the_secret_and_never_pushes() {
+    use stockpool_channels::{receiver, AttemptResult, ConfigError, StoreSettings};
+    let https = StoreSettings { url: Some("https://shop.example/push".into()), ..settings("http://127.0.0.1:9/push") };
+    let no_url = StoreSettings { url: None, ..settings("http://127.0.0.1:9/push") };
+    for s in [https, no_url] {
+        let r = receiver(Channel::Webhook, s, http_client().unwrap()).unwrap().unwrap();
+        let signed = headers(&[("x-stockpool-signature", &format!("sha256={}", hex_signature(SECRET, BODY)))]);
+        assert_eq!(r.verify_webhook(&signed, BODY), Ok(()));
+        assert!(matches!(r.parse_webhook(&signed, BODY).unwrap()[..], [InboundEvent::Order(_)]));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let attempts = rt.block_on(r.push(&[crate::receiver::item(1, 3)], stockpool_core::Timestamp(0)));
+        assert_eq!(attempts[0].result, AttemptResult::Failed);
+        assert!(attempts[0].detail.as_deref().unwrap().contains("take webhooks only"), "{:?}", attempts[0].detail);
+    }
+    let no_secret = StoreSettings { secret: None, ..settings("http://127.0.0.1:9/push") };
+    let refused = receiver(Channel::Webhook, no_secret, http_client().unwrap());
+    assert!(matches!(refused, Err(ConfigError::MissingSecret { .. })));
+    assert!(receiver(Channel::Manual, StoreSettings::default(), http_client().unwrap()).unwrap().is_none());
+}

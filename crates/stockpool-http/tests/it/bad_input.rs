@@ -52,6 +52,20 @@ both!(each_bad_request_is_a_problem_and_changes_nothing, |app: TestApp| async mo
         ),
         ("POST", "/api/v1/orders", order(json!([])), 422, "at least one line"),
         (
+            "PATCH",
+            "/api/v1/stores/etsy",
+            json!({"push_rate_per_second": 0}),
+            422,
+            "push_rate_per_second must be 1 to 1000 pushes a second, not 0",
+        ),
+        (
+            "POST",
+            "/api/v1/stores",
+            json!({"code":"fast","name":"Fast","channel":"manual","push_rate_per_second": 5000}),
+            422,
+            "not 5000",
+        ),
+        (
             "POST",
             "/api/v1/orders",
             json!({"store":"nope","external_id":"B-1","lines":[{"store_sku":"MUG-RED","quantity":1}]}),

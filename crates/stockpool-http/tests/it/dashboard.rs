@@ -70,6 +70,8 @@ both!(a_seller_logs_in_sees_the_pool_and_answers_a_request_with_csrf, |app: Test
     let page = b.get(format!("{}/", app.base)).header("cookie", &session).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("MUG-RED"), "{page}");
     assert!(page.contains("R-&lt;b&gt;1&lt;/b&gt;") && !page.contains("<b>1</b>"), "text is escaped: {page}");
+    // Each store's last pushes: an Etsy store has no connector yet, so nothing was pushed.
+    assert!(page.contains("<h2>Last pushes</h2><h3>etsy</h3><p>Nothing pushed yet.</p>"), "{page}");
     let csrf = csrf_in(&page);
 
     // Accepting without the session's CSRF token is refused and changes nothing.

@@ -50,6 +50,20 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_on(database_url: String, dir: Option<tempfile::TempDir>) -> TestApp {
+    spawn_on_with(database_url, dir, stockpool_worker::WorkerOptions::default()).await
+}
+
+/// `spawn_app` with the workers tuned (the fault tests shorten the channel timeouts).
+pub async fn spawn_app_with(backend: Backend, options: stockpool_worker::WorkerOptions) -> TestApp {
+    let (database_url, dir) = database(backend, "api").await;
+    spawn_on_with(database_url, dir, options).await
+}
+
+pub async fn spawn_on_with(
+    database_url: String,
+    dir: Option<tempfile::TempDir>,
+    options: stockpool_worker::WorkerOptions,
+) -> TestApp {
     let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let clock = Arc::new(AtomicI64::new(start));
     let c = clock.clone();
@@ -57,7 +71,7 @@ pub async fn spawn_on(database_url: String, dir: Option<tempfile::TempDir>) -> T
         .await
         .expect("database opens");
     let token = store.create_token("test").await.unwrap();
-    let app = Application::build(store.clone(), "127.0.0.1:0").await.unwrap();
+    let app = Application::build(store.clone(), "127.0.0.1:0").await.unwrap().with_worker_options(options);
     let base = format!("http://{}", app.address());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {

@@ -97,6 +97,7 @@ fn ok_attempt(p: &PendingPush) -> SettledAttempt {
         detail: None,
         attempt: 1,
         next_attempt_at: None,
+        claimed_generation: p.meta.generation,
     }
 }
 

@@ -156,6 +156,7 @@ fn attempt(p: &PendingPush, result: SyncResult) -> SettledAttempt {
         detail: None,
         attempt: p.meta.attempts + 1,
         next_attempt_at: None,
+        claimed_generation: p.meta.generation,
     }
 }
 
@@ -274,6 +275,27 @@ both!(a_settled_push_leaves_the_outbox_and_becomes_what_the_channel_has, |app: T
     ] {
         assert!(records["data"][0].get(key).is_some(), "a sync record has {key}: {}", records["data"][0]);
     }
+    assert_eq!(app.check().await, Vec::<String>::new());
+});
+
+both!(a_sync_now_while_a_push_is_out_still_gets_its_push, |app: TestApp| async move {
+    seed_mug(&app).await;
+    let (ws, etsy) = ids(&app, "etsy").await;
+    let claimed = pending(&app, ws, etsy).await;
+    assert_eq!(claimed.len(), 1);
+    // Sync now rewrites the row while the push of the same figure is out...
+    expect(&app.post("/api/v1/sync", serde_json::json!({"store": "etsy"})).await, 202);
+    let rewritten = pending(&app, ws, etsy).await;
+    assert_eq!(rewritten[0].meta.reason, PushReason::SyncNow);
+    assert!(rewritten[0].meta.generation > claimed[0].meta.generation);
+    // ...and that push's settle leaves it: Sync now asked for a push after its commit.
+    settle(&app, ws, etsy, vec![attempt(&claimed[0], SyncResult::Ok)]).await;
+    let kept = pending(&app, ws, etsy).await;
+    assert_eq!((kept.len(), kept[0].meta.reason), (1, PushReason::SyncNow), "{kept:?}");
+    assert_eq!(kept[0].settled.map(|s| s.quantity), Some(12), "the channel has the figure now");
+    // The push Sync now asked for settles it.
+    settle(&app, ws, etsy, vec![attempt(&kept[0], SyncResult::Ok)]).await;
+    assert_eq!(pending(&app, ws, etsy).await, vec![]);
     assert_eq!(app.check().await, Vec::<String>::new());
 });
 

@@ -173,4 +173,20 @@ both!(a_429_with_retry_after_is_honoured_and_recorded, |app: TestApp| async move
         .map(|r| (r["result"].as_str().unwrap(), r["status_code"].as_i64(), r["attempt"].as_i64().unwrap()))
         .collect();
     assert_eq!(results, vec![("retry", Some(429), 1), ("retry", Some(503), 2), ("ok", Some(200), 3)]);
+
+    // /metrics counts the store's attempts by result, its one delivered figure (in the
+    // staleness histogram), and an empty queue.
+    let metrics = reqwest::get(format!("{}/metrics", app.base)).await.unwrap().text().await.unwrap();
+    let ws = "workspace=\"test\",store=\"hook\"";
+    for line in [
+        format!("stockpool_store_pushes_total{{{ws},result=\"ok\"}} 1\n"),
+        format!("stockpool_store_pushes_total{{{ws},result=\"retry\"}} 2\n"),
+        format!("stockpool_store_pushes_total{{{ws},result=\"failed\"}} 0\n"),
+        format!("stockpool_store_queue_depth{{{ws}}} 0\n"),
+        format!("stockpool_store_oldest_pending_seconds{{{ws}}} 0.000\n"),
+        format!("stockpool_store_staleness_seconds_count{{{ws}}} 1\n"),
+        format!("stockpool_store_staleness_seconds_bucket{{{ws},le=\"+Inf\"}} 1\n"),
+    ] {
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
 });

@@ -1,7 +1,9 @@
 //! The testkit's own tests, one binary as the style guide asks: `pg` checks the throwaway
-//! PostgreSQL cluster, `server` checks `ServerProcess` against the `fake-stockpool` stand-in.
+//! PostgreSQL cluster, `server` checks `ServerProcess` against the `fake-stockpool` stand-in,
+//! `receiver` checks `WebhookReceiver`.
 
 mod pg;
+mod receiver;
 mod server;
 
 use std::net::{SocketAddr, TcpStream};

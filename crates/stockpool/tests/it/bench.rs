@@ -46,3 +46,42 @@ fn warm_up_orders_are_placed_but_not_counted() {
     assert!((90..=110).contains(&commands), "writer commands in the measured second: {commands}: {report}");
     assert_eq!(report["check_findings"], 0, "{report}");
 }
+
+#[test]
+fn the_sync_bench_delivers_every_change_in_order_and_runs_a_full_sync_now() {
+    let stdout = bench(&[
+        "--sync",
+        "--listings",
+        "40",
+        "--changes-per-second",
+        "80",
+        "--duration",
+        "1",
+        "--push-rate",
+        "200",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("not one JSON line ({e}):\n{stdout}"));
+    assert_eq!(report["changes"], 80, "{report}");
+    assert_eq!(report["out_of_order"], 0, "no figure after a newer one: {report}");
+    assert_eq!(report["undelivered"], 0, "every change reached the shop: {report}");
+    assert_eq!((report["all_shown"].as_bool(), report["caught_up"].as_bool()), (Some(true), Some(true)), "{report}");
+    assert_eq!(report["synced"], true, "Sync now pushed every listing again: {report}");
+    assert!(report["pushes_per_change"].as_f64().is_some_and(|p| p > 0.0 && p <= 1.0), "coalesced: {report}");
+    assert!(
+        report["busiest_second_sync"].as_u64().is_some_and(|n| n <= 200 + 10),
+        "no second over the rate and its burst: {report}"
+    );
+    assert_eq!(report["check_findings"], 0, "{report}");
+}
+
+#[test]
+fn order_intake_runs_beside_a_store_that_pushes() {
+    let stdout = bench(&["--clients", "4", "--duration", "1", "--skus", "20", "--webhook-store", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("not one JSON line ({e}):\n{stdout}"));
+    assert_eq!(report["orders_failed"], 0, "{report}");
+    assert!(report["webhook_pushes"].as_u64().is_some_and(|n| n > 0), "the webhook shop took pushes: {report}");
+    assert_eq!(report["check_findings"], 0, "{report}");
+}

@@ -1,5 +1,5 @@
 //! The CLI commands an operator types first, run as the real binary: `demo` (the README's
-//! first command), `user create` with its password prompt, and `sync now`.
+//! first command), `user create` with its password prompt, `sync now`, and `inbox replay`.
 
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
@@ -79,14 +79,52 @@ fn demo_serves_a_seeded_shop_with_a_working_login_and_shoppers_that_order() {
             .await
             .unwrap();
         assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
-        // The emulated shoppers add orders to the two seeded ones.
+        let session = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("sp_session="))
+            .expect("a session cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+
+        // Both emulated webhook shops take pushes, and the dashboard shows each store's last ones.
         let deadline = Instant::now() + Duration::from_secs(30);
+        for shop in ["site", "market"] {
+            loop {
+                let r: serde_json::Value =
+                    get(&format!("/api/v1/sync-records?store={shop}&result=ok")).await.unwrap().json().await.unwrap();
+                if r["data"].as_array().is_some_and(|d| d.len() >= 4) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{shop} took no push of each of its 4 listings within 30 s: {r}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let page = http.get(format!("{base}/")).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+        let pushes = &page[page.find("<h2>Last pushes</h2>").expect("a Last pushes section")..];
+        assert!(pushes.contains("<h3>site</h3><table>") && pushes.contains("<td>ok</td>"), "{pushes}");
+
+        // The shoppers order what their shop shows: webhook orders come in signed, and none
+        // of the demo's orders is oversold.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let orders: serde_json::Value = get("/api/v1/orders?limit=1000").await.unwrap().json().await.unwrap();
-            if orders["data"].as_array().unwrap().len() > 2 {
+            let orders = orders["data"].as_array().unwrap();
+            let oversold: Vec<&serde_json::Value> =
+                orders.iter().filter(|o| o["status"] == "needs_attention").collect();
+            assert!(oversold.is_empty(), "an emulated shopper bought what was not shown: {oversold:?}");
+            let by_webhook = orders.iter().any(|o| {
+                (o["store"] == "site" || o["store"] == "market")
+                    && o["external_id"].as_str().is_some_and(|e| e.starts_with("DEMO-"))
+            });
+            if by_webhook {
                 break;
             }
-            assert!(Instant::now() < deadline, "no shopper ordered within 30 s");
+            assert!(Instant::now() < deadline, "no webhook shopper ordered within 60 s: {orders:?}");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
@@ -176,4 +214,72 @@ fn sync_now_queues_a_push_for_every_listing_of_the_store() {
     let out = Command::new(BIN).args(["sync", "now", "--database", &url, "--store", "nope"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+/// `inbox replay` applies what a crash left kept but unapplied, once, and says so per
+/// delivery; `inbox list` shows each delivery's outcome.
+#[test]
+fn inbox_replay_applies_a_kept_delivery_once() {
+    use stockpool_store::inbox::{NewDelivery, Received};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kept = rt.block_on(async {
+        let (store, writer) = Storage::open(&url, system_clock()).await.unwrap();
+        let ws = store.ensure_workspace("default").await.unwrap();
+        use stockpool_store::Command as C;
+        let commands = vec![
+            C::CreateWarehouse(cmd(json!({"code":"main","name":"Main"}))),
+            C::CreateItem(cmd(json!({"sku":"A"}))),
+            C::Adjust(cmd(json!({"sku":"A","warehouse":"main","delta":5}))),
+            C::CreateStore(cmd(
+                json!({"code":"site","name":"Site","channel":"webhook","url":"http://127.0.0.1:9/","secret":"s"}),
+            )),
+            C::CreateListings(cmd(json!([{"store":"site","external_id":"1","store_sku":"A-1","sku":"A"}]))),
+        ];
+        store.execute(ws, C::Batch(commands)).await.unwrap();
+        let (_, site) = store.stores_by_code("site").await.unwrap()[0];
+        let body = json!({"external_id": "W-1", "lines": [{"store_sku": "A-1", "quantity": 2}]});
+        let delivery = NewDelivery {
+            ws,
+            store: site,
+            channel: "webhook".into(),
+            delivery_id: Some("d-1".into()),
+            headers: vec![],
+            body: body.to_string().into_bytes(),
+        };
+        let Received::New(id) = store.inbox_receive(&delivery).await.unwrap() else { panic!("a new delivery") };
+        drop(store);
+        writer.await.unwrap();
+        id
+    });
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).env("STOCKPOOL_LOG", "warn").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = run(&["inbox", "list", "--database", &url]);
+    assert!(listed.starts_with(&format!("{kept}\tsite\twebhook\td-1\tpending\t-")), "{listed}");
+
+    let replayed = run(&["inbox", "replay", "--database", &url]);
+    assert!(
+        replayed.starts_with(&format!("delivery {kept} (webhook store site): pending -> applied, order ")),
+        "{replayed}"
+    );
+    assert_eq!(run(&["inbox", "replay", "--database", &url]).trim(), "inbox replay: nothing to replay");
+    let by_id = run(&["inbox", "replay", "--database", &url, "--id", &kept.to_string()]);
+    assert!(by_id.contains("applied -> applied") && by_id.contains("nothing to do"), "{by_id}");
+
+    let listed = run(&["inbox", "list", "--database", &url]);
+    assert!(listed.contains("\tapplied\t"), "{listed}");
+    rt.block_on(async {
+        let (store, _) = Storage::open(&url, system_clock()).await.unwrap();
+        let ws = store.ensure_workspace("default").await.unwrap();
+        let orders = store.read(ws, |w| w.state.orders().count()).await.unwrap();
+        assert_eq!(orders, 1, "replayed twice, taken once");
+        assert!(store.check().await.unwrap().is_empty());
+    });
+
+    let help = Command::new(BIN).args(["inbox", "replay", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--id"));
 }

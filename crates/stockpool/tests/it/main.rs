@@ -5,4 +5,5 @@ mod cli;
 mod csv_import;
 mod e2e;
 mod nodes;
+mod sync_crash;
 mod tidy;

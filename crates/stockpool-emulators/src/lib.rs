@@ -1,0 +1,19 @@
+//! stockpool-emulators: sales channels played on loopback.
+//!
+//! Each emulator is a real HTTP server bound to `127.0.0.1:0` that takes the calls a
+//! connector makes, checks them at least as strictly as the channel does (a request the
+//! channel would refuse, the emulator refuses), and keeps what a shopper on that channel
+//! would see. Tests, `stockpool bench --sync` and `stockpool demo` drive them; none of
+//! them shares code with `stockpool-channels`, so a connector's mistake is not mirrored
+//! by the emulator that judges it (signatures are checked with code of their own here).
+//!
+//! Files:
+//! - `webhook.rs`: the generic `webhook` channel (SPEC section 5): a seller's own site
+//!   that takes signed pushes and signs the orders it sends back.
+//! - `faults.rs`: seeded fault injection (429, 5xx, slow answers) shared by emulators.
+
+pub mod faults;
+pub mod webhook;
+
+pub use faults::Faults;
+pub use webhook::{Received, ShopConfig, Shown, WebhookShop};

@@ -1,0 +1,3 @@
+//! The emulators' own tests: each refuses what its channel would refuse.
+
+mod webhook;
