@@ -42,17 +42,44 @@ pub const DELIVERY_ID_CHARS_MAX: usize = 200;
 
 /// What we promise a seller's receiver: one listing a request (SPEC section 5), at most
 /// ten requests a second with a burst of ten. A small shop's endpoint takes that easily,
-/// and a full "Sync now" of a few thousand listings still finishes within minutes. A batch
-/// holds up to a burst's worth of listings, sent one request after another, each request
-/// one token of the rate (`call_per_item`): the dispatcher settles ten pushes with one
-/// commit instead of ten, which is what lets a store set a high `push_rate_per_second`.
+/// and a full "Sync now" of a few thousand listings still finishes within minutes. Each
+/// request is one token of the rate (`call_per_item`); at this rate a batch is one listing,
+/// so a slow answer never holds back a request the bucket already let go (see `limits_at`
+/// for the batches of a faster store).
 pub const WEBHOOK_LIMITS: ChannelLimits = ChannelLimits {
-    batch_max: 10,
+    batch_max: 1,
     read_batch_max: 0,
     requests_per_second_milli: 10_000,
     burst: 10,
     call_per_item: true,
 };
+
+/// Most listings in one batch (and one burst) at a high `push_rate_per_second`.
+pub const WEBHOOK_BATCH_MAX: usize = 50;
+
+/// The limits at the store's `push_rate_per_second`: that rate, and a burst (and batch)
+/// of a twentieth of a second's worth, between `WEBHOOK_LIMITS`' ten and
+/// `WEBHOOK_BATCH_MAX`. A batch is settled with one commit, so a fast store needs batches
+/// big enough for the commits to keep up; its requests still go one after another. The
+/// price: when a batch's first answers are slow, its last requests go late and can meet
+/// the next batch's, a moment over the rate (docs/limits.md); sending a batch's requests
+/// at once would close that and is the next step.
+pub fn limits_at(push_rate_per_second: Option<u32>) -> ChannelLimits {
+    match push_rate_per_second {
+        Some(rate) => {
+            let rate = rate.max(1);
+            let burst = (rate / 20).clamp(WEBHOOK_LIMITS.burst, WEBHOOK_BATCH_MAX as u32);
+            ChannelLimits {
+                requests_per_second_milli: u64::from(rate) * 1000,
+                burst,
+                // Up to 100 a second one listing a batch keeps up (as at the default rate).
+                batch_max: if rate <= 100 { 1 } else { burst as usize },
+                ..WEBHOOK_LIMITS
+            }
+        }
+        None => WEBHOOK_LIMITS,
+    }
+}
 
 /// The connector of one `webhook` store.
 #[derive(Clone)]
@@ -113,10 +140,7 @@ impl WebhookConnector {
         }
         let secret = settings.secret.as_deref().filter(|s| !s.is_empty());
         let secret = secret.ok_or_else(|| ConfigError::MissingSecret { store: store.clone() })?;
-        let limits = match settings.push_rate_per_second {
-            Some(rate) => ChannelLimits { requests_per_second_milli: u64::from(rate.max(1)) * 1000, ..WEBHOOK_LIMITS },
-            None => WEBHOOK_LIMITS,
-        };
+        let limits = limits_at(settings.push_rate_per_second);
         Ok(WebhookConnector {
             store,
             url: Some(url),

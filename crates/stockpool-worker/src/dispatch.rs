@@ -354,8 +354,12 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
         // A workspace with nothing to push to does not wake on every commit.
         let pushing = !known.connected.is_empty();
         let looked = tokio::time::Instant::now();
+        // A returned call is settled and the next batch claimed at once; only commits (which
+        // come hundreds a second) are coalesced by `LOOK_INTERVAL_MIN`.
+        let mut returned = false;
         tokio::select! {
             Some(done) = calls.join_next(), if !calls.is_empty() => {
+                returned = true;
                 match done {
                     Ok((store, claimed, attempts)) => {
                         // A call sent under a lease since lost settles nothing: the new
@@ -387,7 +391,7 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
             }
         }
         let since = looked.elapsed();
-        if since < LOOK_INTERVAL_MIN && pause(&mut stop, LOOK_INTERVAL_MIN - since).await {
+        if !returned && since < LOOK_INTERVAL_MIN && pause(&mut stop, LOOK_INTERVAL_MIN - since).await {
             break;
         }
     }

@@ -38,6 +38,12 @@ fn a_webhook_store_pushes_at_the_rate_its_seller_sets() {
     let set = StoreSettings { push_rate_per_second: Some(250), ..settings("http://127.0.0.1:9/push") };
     let fast = build(Channel::Webhook, set).unwrap().unwrap();
     assert_eq!(fast.limits().requests_per_second_milli, 250_000);
+    assert_eq!((fast.limits().burst, fast.limits().batch_max), (12, 12), "a twentieth of a second's worth");
+    let fastest = stockpool_channels::webhook::limits_at(Some(1000));
+    assert_eq!((fastest.burst, fastest.batch_max), (50, 50));
+    let slow = stockpool_channels::webhook::limits_at(Some(2));
+    assert_eq!((slow.requests_per_second_milli, slow.burst, slow.batch_max), (2000, 10, 1));
+    assert_eq!(default.limits().batch_max, 1, "at the default rate one listing a batch");
     assert!(fast.limits().call_per_item, "still one listing a request");
 }
 

@@ -78,7 +78,7 @@ fn the_sync_bench_delivers_every_change_in_order_and_runs_a_full_sync_now() {
 
 #[test]
 fn order_intake_runs_beside_a_store_that_pushes() {
-    let stdout = bench(&["--clients", "4", "--duration", "1", "--skus", "20", "--webhook-store", "--json"]);
+    let stdout = bench(&["--clients", "4", "--duration", "3", "--skus", "20", "--webhook-store", "--json"]);
     let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("not one JSON line ({e}):\n{stdout}"));
     assert_eq!(report["orders_failed"], 0, "{report}");

@@ -24,7 +24,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_stockpool");
 
 /// Listings (one per item), each starting at `STOCK`.
 const LISTINGS: usize = 20;
-const STOCK: i64 = 1000;
+const STOCK: i64 = 1_000_000;
 
 /// The run is killed once this many changes are acknowledged and this many pushes arrived,
 /// while the receiver holds the next push's answer back (`IN_FLIGHT_ANSWER`): the kill
