@@ -109,54 +109,100 @@ fn expiry(now: Timestamp) -> Timestamp {
     Timestamp(now.0.saturating_add(LEASE_EXPIRY.as_millis() as i64))
 }
 
+/// A change to a lease row, run by the writer (`writer::run`) between its batches, on its
+/// own connection. On SQLite that is the point: a statement from another connection of
+/// this process waits for the write lock behind a busy writer's back-to-back
+/// transactions, and under a steady order stream it waited seconds (long enough for the
+/// holder to stop pushing, `LEASE_USE_MAX`). Queued with the writer's commands instead,
+/// it waits one batch at most. A lease change touches no workspace: it bumps no `seq`.
+#[derive(Clone, Debug)]
+pub(crate) struct LeaseChange {
+    pub kind: LeaseChangeKind,
+    pub ws: i64,
+    pub node: NodeId,
+    pub now: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LeaseChangeKind {
+    Acquire,
+    Renew,
+    Release,
+}
+
+impl LeaseChange {
+    /// The statement, for both backends (`$n` parameters); `Acquire` and `Renew` return
+    /// the generation held after it, or no row.
+    pub(crate) fn sql(&self) -> &'static str {
+        match self.kind {
+            LeaseChangeKind::Acquire => {
+                "INSERT INTO leases (workspace_id, holder, generation, expires_at) VALUES ($1, $2, 1, $3) \
+                 ON CONFLICT (workspace_id) DO UPDATE SET holder = excluded.holder, \
+                 generation = leases.generation + 1, expires_at = excluded.expires_at \
+                 WHERE leases.expires_at <= $4 RETURNING generation"
+            }
+            LeaseChangeKind::Renew => {
+                "UPDATE leases SET expires_at = $3 WHERE workspace_id = $1 AND holder = $2 AND expires_at > $4 \
+                 RETURNING generation"
+            }
+            LeaseChangeKind::Release => {
+                "UPDATE leases SET expires_at = $3 WHERE workspace_id = $1 AND holder = $2 AND expires_at > $3"
+            }
+        }
+    }
+
+    /// The statement's parameters: workspace, holder, then the new expiry and now
+    /// (`Release`: now, its new expiry).
+    pub(crate) fn args(&self) -> Vec<crate::db::Arg> {
+        use crate::db::Arg;
+        let mut args = vec![Arg::I64(self.ws), Arg::Text(self.node.as_str().to_owned())];
+        if self.kind != LeaseChangeKind::Release {
+            args.push(Arg::I64(expiry(self.now).0));
+        }
+        args.push(Arg::I64(self.now.0));
+        args
+    }
+
+    /// What the statement's returned generation means.
+    pub(crate) fn outcome(&self, generation: Option<i64>) -> Option<Lease> {
+        match self.kind {
+            LeaseChangeKind::Release => None,
+            _ => generation.map(|generation| Lease { generation, expires_at: expiry(self.now) }),
+        }
+    }
+}
+
 impl Storage {
+    async fn change_lease(
+        &self,
+        kind: LeaseChangeKind,
+        ws: i64,
+        node: &NodeId,
+        now: Timestamp,
+    ) -> Result<Option<Lease>, StoreError> {
+        let change = LeaseChange { kind, ws, node: node.clone(), now };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.tx.send(crate::Job::Lease { change, reply }).await.map_err(|_| StoreError::Unavailable)?;
+        rx.await.map_err(|_| StoreError::Unavailable)?
+    }
+
     /// Takes workspace `ws`'s lease for `node` if nobody holds it or its lease expired by
     /// `now`; the generation moves. `None`: another node holds it (or `node` itself, from
     /// an earlier claim it no longer knows of; that one expires too).
     pub async fn acquire_lease(&self, ws: i64, node: &NodeId, now: Timestamp) -> Result<Option<Lease>, StoreError> {
-        let until = expiry(now);
-        let row = sqlx::query(
-            "INSERT INTO leases (workspace_id, holder, generation, expires_at) VALUES ($1, $2, 1, $3) \
-             ON CONFLICT (workspace_id) DO UPDATE SET holder = excluded.holder, \
-             generation = leases.generation + 1, expires_at = excluded.expires_at \
-             WHERE leases.expires_at <= $4 RETURNING generation",
-        )
-        .bind(ws)
-        .bind(node.as_str())
-        .bind(until.0)
-        .bind(now.0)
-        .fetch_optional(&self.inner.db.pool)
-        .await?;
-        Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.map(|generation| Lease { generation, expires_at: until }))
+        self.change_lease(LeaseChangeKind::Acquire, ws, node, now).await
     }
 
     /// Extends `node`'s lease on `ws` to `now + LEASE_EXPIRY` if it still holds it
     /// unexpired; `None` if it lost it (expired, or taken by another node).
     pub async fn renew_lease(&self, ws: i64, node: &NodeId, now: Timestamp) -> Result<Option<Lease>, StoreError> {
-        let until = expiry(now);
-        let row = sqlx::query(
-            "UPDATE leases SET expires_at = $1 WHERE workspace_id = $2 AND holder = $3 AND expires_at > $4 \
-             RETURNING generation",
-        )
-        .bind(until.0)
-        .bind(ws)
-        .bind(node.as_str())
-        .bind(now.0)
-        .fetch_optional(&self.inner.db.pool)
-        .await?;
-        Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.map(|generation| Lease { generation, expires_at: until }))
+        self.change_lease(LeaseChangeKind::Renew, ws, node, now).await
     }
 
     /// Gives up `node`'s lease on `ws` (a graceful stop): it expires at `now`, so another
     /// node takes it at its next try instead of after `LEASE_EXPIRY`.
     pub async fn release_lease(&self, ws: i64, node: &NodeId, now: Timestamp) -> Result<(), StoreError> {
-        sqlx::query("UPDATE leases SET expires_at = $1 WHERE workspace_id = $2 AND holder = $3 AND expires_at > $1")
-            .bind(now.0)
-            .bind(ws)
-            .bind(node.as_str())
-            .execute(&self.inner.db.pool)
-            .await?;
-        Ok(())
+        self.change_lease(LeaseChangeKind::Release, ws, node, now).await.map(|_| ())
     }
 
     /// Who holds workspace `ws`'s lease, as stored (expired or not).

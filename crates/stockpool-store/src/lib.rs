@@ -119,10 +119,12 @@ pub fn system_clock() -> Clock {
     })
 }
 
-pub(crate) struct Job {
-    pub ws: i64,
-    pub cmd: Command,
-    pub reply: oneshot::Sender<Result<Reply, StoreError>>,
+/// What the writer is asked to do.
+pub(crate) enum Job {
+    /// A command for a workspace, committed in the writer's next batch.
+    Command { ws: i64, cmd: Command, reply: oneshot::Sender<Result<Reply, StoreError>> },
+    /// A lease row change, run on the writer's connection before its next batch.
+    Lease { change: lease::LeaseChange, reply: oneshot::Sender<Result<Option<Lease>, StoreError>> },
 }
 
 /// A cached workspace. A tokio lock, so a reader waiting for the writer's commit parks its
@@ -226,7 +228,7 @@ impl Storage {
     /// Runs one write command for a workspace; returns after it is durably committed.
     pub async fn execute(&self, ws: i64, cmd: Command) -> Result<Reply, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job { ws, cmd, reply }).await.map_err(|_| StoreError::Unavailable)?;
+        self.tx.send(Job::Command { ws, cmd, reply }).await.map_err(|_| StoreError::Unavailable)?;
         // Rendered here, on the caller's task, not on the writer's thread.
         rx.await.map_err(|_| StoreError::Unavailable)?.map(Reply::rendered)
     }

@@ -33,7 +33,7 @@
 
 use crate::db::{args, Arg, Backend, Db};
 use crate::exec::{execute, Reply, Row as HotRow, Stmt};
-use crate::lease::Fence;
+use crate::lease::{Fence, LeaseChange};
 use crate::workspace::Ws;
 use crate::{Inner, Job, StoreError, WsHandle};
 use rusqlite::OptionalExtension;
@@ -94,7 +94,21 @@ pub(crate) async fn run(inner: Arc<Inner>, mut conn: Conn, mut rx: mpsc::Receive
                 Err(_) => break,
             }
         }
-        let work: Vec<(i64, &crate::Command)> = jobs.iter().map(|j| (j.ws, &j.cmd)).collect();
+        // Lease changes first, each a statement of its own, then the batch: a settle
+        // fenced by a lease renewed in this same drain sees the renewal.
+        let mut commands = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match job {
+                Job::Lease { change, reply } => {
+                    let _ = reply.send(change_lease(&mut conn, &change).await);
+                }
+                Job::Command { ws, cmd, reply } => commands.push((ws, cmd, reply)),
+            }
+        }
+        if commands.is_empty() {
+            continue;
+        }
+        let work: Vec<(i64, &crate::Command)> = commands.iter().map(|(ws, cmd, _)| (*ws, cmd)).collect();
         let results = match batch(&inner, &mut conn, &work).await {
             Ok(results) => results,
             Err(e) if work.len() == 1 => vec![Err(e)],
@@ -108,13 +122,35 @@ pub(crate) async fn run(inner: Arc<Inner>, mut conn: Conn, mut rx: mpsc::Receive
             }
         };
         drop(work);
-        for (job, result) in jobs.into_iter().zip(results) {
+        for ((_, _, reply), result) in commands.into_iter().zip(results) {
             if result.is_err() {
                 inner.metrics.command_errors.fetch_add(1, Ordering::Relaxed);
             }
-            let _ = job.reply.send(result);
+            let _ = reply.send(result);
         }
     }
+}
+
+/// Runs one lease change (`lease.rs`) on the writer's connection, outside any batch.
+async fn change_lease(conn: &mut Conn, change: &LeaseChange) -> Result<Option<crate::Lease>, StoreError> {
+    let values = change.args();
+    let generation: Option<i64> = match conn {
+        Conn::Postgres(db) => sqlx::query_with(change.sql(), args(&values))
+            .fetch_optional(&db.pool)
+            .await?
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?,
+        Conn::Sqlite { lite, .. } => {
+            let mut st = lite.prepare_cached(change.sql())?;
+            bind_numbered(&mut st, change.sql(), &values)?;
+            let mut rows = st.raw_query();
+            match rows.next()? {
+                Some(row) => Some(row.get(0)?),
+                None => None,
+            }
+        }
+    };
+    Ok(change.outcome(generation))
 }
 
 type Results = Vec<Result<Reply, StoreError>>;
@@ -476,6 +512,13 @@ impl rusqlite::ToSql for Arg {
 /// takes as named parameters: each is bound by its number, wherever it appears).
 fn lite_execute(c: &rusqlite::Connection, sql: &str, values: &[Arg]) -> Result<(), StoreError> {
     let mut st = c.prepare_cached(sql)?;
+    bind_numbered(&mut st, sql, values)?;
+    st.raw_execute()?;
+    Ok(())
+}
+
+/// Binds `values` to a statement written with `$n` parameters, each by its number.
+fn bind_numbered(st: &mut rusqlite::CachedStatement<'_>, sql: &str, values: &[Arg]) -> Result<(), StoreError> {
     for i in 1..=st.parameter_count() {
         let n = st
             .parameter_name(i)
@@ -487,7 +530,6 @@ fn lite_execute(c: &rusqlite::Connection, sql: &str, values: &[Arg]) -> Result<(
         })?;
         st.raw_bind_parameter(i, value)?;
     }
-    st.raw_execute()?;
     Ok(())
 }
 
