@@ -12,11 +12,6 @@ pub enum ConfigError {
     MissingUrl { store: String },
     #[error("store {store} has the url {url:?}, which is not an absolute http URL: {reason}")]
     BadUrl { store: String, url: String, reason: String },
-    #[error(
-        "store {store} has the url {url:?}, but this build of stockpool speaks plain http only (no TLS yet); \
-         use an http:// URL, for example through a local TLS-terminating proxy"
-    )]
-    TlsUnavailable { store: String, url: String },
     #[error("store {store} is a webhook store without a secret; set the secret that signs our pushes and its orders")]
     MissingSecret { store: String },
     #[error("the HTTP client could not be built: {0}")]

@@ -23,7 +23,7 @@ use crate::model::AttemptResult;
 /// timed-out call with backoff, as SPEC section 5 asks).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Longest the TCP connect (and, once there is TLS, its handshake) may take. Shorter than
+/// Longest the TCP connect (and, for https, its TLS handshake) may take. Shorter than
 /// `REQUEST_TIMEOUT`: a host that does not accept within five seconds is down, and
 /// finding out early leaves the call's time for a slow answer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -131,9 +131,8 @@ impl WebhookConnector {
         let bad_url = |reason: String| ConfigError::BadUrl { store: store.clone(), url: url_text.to_string(), reason };
         let url = Url::parse(url_text).map_err(|e| bad_url(e.to_string()))?;
         match url.scheme() {
-            "http" => {}
-            "https" => return Err(ConfigError::TlsUnavailable { store, url: url_text.to_string() }),
-            other => return Err(bad_url(format!("the scheme is {other}, and only http is supported"))),
+            "http" | "https" => {}
+            other => return Err(bad_url(format!("the scheme is {other}, and only http and https are supported"))),
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(bad_url("it names no host".to_string()));
@@ -152,8 +151,8 @@ impl WebhookConnector {
     }
 
     /// A connector that only takes the store's webhooks (verify, parse, delivery id): it
-    /// needs the `secret` alone, so a store whose `url` cannot be pushed to (`https`
-    /// without TLS support, say) still takes its orders in. It refuses to push.
+    /// needs the `secret` alone, so a store whose `url` cannot be pushed to (missing or
+    /// malformed) still takes its orders in. It refuses to push.
     pub fn receiving(settings: &StoreSettings, client: reqwest::Client) -> Result<WebhookConnector, ConfigError> {
         let store = settings.code.clone();
         let secret = settings.secret.as_deref().filter(|s| !s.is_empty());

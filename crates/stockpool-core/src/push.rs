@@ -40,6 +40,10 @@
 //!   A listing with no settled figure yet (never pushed) is not an increase: what its
 //!   channel shows is unknown, and holding the push would leave that unknown figure on
 //!   sale, which may well be higher.
+//! - **Read-back** (reconciliation, and the read that opens "Sync now"): `poll_read`
+//!   claims one read call from the same bucket, after any `throttle`, and only while no
+//!   batch is out; no batch leaves until `read_done`. So a read never races a push: it
+//!   sees what the settled pushes left, and what it finds comes back through `drift`.
 //! - **Pause**: a paused store claims nothing; its targets still coalesce.
 
 use crate::catalog::{Qty, Schedule};
@@ -394,6 +398,8 @@ struct StoreState {
     /// Pending listings by queue order (oldest first).
     queue: BTreeMap<u64, ListingId>,
     in_flight: Option<InFlight>,
+    /// A read-back call is out (`poll_read`): no batch leaves until `read_done`.
+    reading: bool,
     /// `EveryMinutes`: the next round opens no earlier than this.
     next_round_at: Timestamp,
 }
@@ -451,6 +457,7 @@ impl PushPolicy {
                         caught_up: None,
                         queue: BTreeMap::new(),
                         in_flight: None,
+                        reading: false,
                         next_round_at: ALWAYS,
                     },
                 );
@@ -637,7 +644,7 @@ impl PushPolicy {
     /// spends its budget. `None` when nothing may go now (ask `next_wakeup`).
     pub fn poll_batch(&mut self, store: StoreId, now: Timestamp) -> Option<Batch> {
         let s = self.stores.get(&store)?;
-        if s.config.paused || s.in_flight.is_some() || now < s.hold_until || s.queue.is_empty() {
+        if s.config.paused || s.in_flight.is_some() || s.reading || now < s.hold_until || s.queue.is_empty() {
             return None;
         }
         let config = s.config;
@@ -728,7 +735,7 @@ impl PushPolicy {
     /// on all).
     pub fn next_wakeup(&self, store: StoreId) -> Option<Timestamp> {
         let s = self.stores.get(&store)?;
-        if s.config.paused || s.in_flight.is_some() || s.queue.is_empty() {
+        if s.config.paused || s.in_flight.is_some() || s.reading || s.queue.is_empty() {
             return None;
         }
         let rounds = matches!(s.config.schedule, Schedule::EveryMinutes(_));
@@ -771,6 +778,45 @@ impl PushPolicy {
         let cost = s.config.cost(n).min(s.bucket.rate.burst);
         let covered = s.bucket.covered_at(cost)?;
         Some(at.max(covered))
+    }
+
+    /// Claims one read-back call for `store` now (reconciliation, or the read that opens
+    /// "Sync now"): it is a call like a batch, so it spends one call from the store's
+    /// bucket, waits out a `throttle`, and never overlaps a batch: while it is out no
+    /// batch leaves, and it is not claimed while one is out. So what it reads is what the
+    /// settled pushes left, never a figure a push in flight is about to change. `false`
+    /// when it may not go now (ask `next_read_at`).
+    pub fn poll_read(&mut self, store: StoreId, now: Timestamp) -> bool {
+        let Some(s) = self.stores.get_mut(&store) else { return false };
+        if s.config.paused || s.in_flight.is_some() || s.reading || now < s.hold_until {
+            return false;
+        }
+        let cost = s.config.cost_per_batch.max(1).min(s.bucket.rate.burst);
+        s.bucket.refill(now);
+        if !s.bucket.covers(cost) {
+            return false;
+        }
+        s.bucket.spend(cost);
+        s.reading = true;
+        true
+    }
+
+    /// The read-back call `poll_read` claimed has returned (whatever its answer).
+    pub fn read_done(&mut self, store: StoreId) {
+        if let Some(s) = self.stores.get_mut(&store) {
+            s.reading = false;
+        }
+    }
+
+    /// When `poll_read` for `store` may next succeed: `None` while a batch or a read is
+    /// out, or while the store is paused.
+    pub fn next_read_at(&self, store: StoreId) -> Option<Timestamp> {
+        let s = self.stores.get(&store)?;
+        if s.config.paused || s.in_flight.is_some() || s.reading {
+            return None;
+        }
+        let cost = s.config.cost_per_batch.max(1).min(s.bucket.rate.burst);
+        Some(s.bucket.covered_at(cost)?.max(s.hold_until))
     }
 
     /// The outcomes of batch `batch` of `store`. A push with no outcome counts as

@@ -331,6 +331,13 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 credentials: check_credentials(input.credentials.clone())?,
                 paused: input.paused.unwrap_or(false),
                 push_rate_per_second: check_push_rate(input.push_rate_per_second)?,
+                poll_every_seconds: check_every("poll_every_seconds", input.poll_every_seconds, POLL_MAX, "seconds")?,
+                reconcile_every_minutes: check_every(
+                    "reconcile_every_minutes",
+                    input.reconcile_every_minutes,
+                    RECONCILE_MAX,
+                    "minutes",
+                )?,
             };
             // Everything that can fail comes before the first change to `ws`.
             let row = store_stmt(ws, &store, &extra)?;
@@ -371,6 +378,14 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             }
             if patch.push_rate_per_second.is_some() {
                 extra.push_rate_per_second = check_push_rate(patch.push_rate_per_second)?;
+            }
+            if patch.poll_every_seconds.is_some() {
+                extra.poll_every_seconds =
+                    check_every("poll_every_seconds", patch.poll_every_seconds, POLL_MAX, "seconds")?;
+            }
+            if patch.reconcile_every_minutes.is_some() {
+                extra.reconcile_every_minutes =
+                    check_every("reconcile_every_minutes", patch.reconcile_every_minutes, RECONCILE_MAX, "minutes")?;
             }
             // Everything that can fail comes before the first change to `ws`.
             let row = store_stmt(ws, &store, &extra)?;
@@ -814,6 +829,19 @@ fn check_push_rate(rate: Option<u32>) -> Result<Option<u32>, StoreError> {
     }
 }
 
+const POLL_MAX: u32 = crate::model::POLL_EVERY_SECONDS_MAX;
+const RECONCILE_MAX: u32 = crate::model::RECONCILE_EVERY_MINUTES_MAX;
+
+/// A store's `poll_every_seconds` or `reconcile_every_minutes`: 1 to `max` `unit`.
+fn check_every(field: &str, value: Option<u32>, max: u32, unit: &str) -> Result<Option<u32>, StoreError> {
+    match value {
+        Some(v) if !(1..=max).contains(&v) => {
+            Err(StoreError::Invalid(format!("{field} must be 1 to {max} {unit}, not {v}")))
+        }
+        v => Ok(v),
+    }
+}
+
 fn check_url(url: Option<String>) -> Result<Option<String>, StoreError> {
     match url {
         Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2048 => {
@@ -1082,6 +1110,11 @@ fn settle_attempt(ws: &mut Ws, store: StoreId, a: &SettledAttempt, now: Timestam
             // a push of the newest figure stays queued, at once.
             let meta = match ws.pending.get(&a.listing) {
                 Some(m) => Pending::fresh(m.queued_at, m.reason, ws.seq + 1),
+                // A read-back found the channel showing something else: re-pushed as
+                // reconciliation.
+                None if matches!(a.result, SyncResult::Drift { .. }) => {
+                    Pending::fresh(now, PushReason::Reconcile, ws.seq + 1)
+                }
                 None => Pending::fresh(now, PushReason::StockChange, ws.seq + 1),
             };
             write_pending(ws, a.listing, meta, out);

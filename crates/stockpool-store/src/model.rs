@@ -122,6 +122,10 @@ pub struct StoreInput {
     pub paused: Option<bool>,
     /// Pushes a second at most, below the channel's own rate (`PUSH_RATE_PER_SECOND_MAX`).
     pub push_rate_per_second: Option<u32>,
+    /// Polled channels: seconds between two polls for orders (SPEC 5a; default 60).
+    pub poll_every_seconds: Option<u32>,
+    /// Minutes between two reconciliations (read back, re-push drift; default 60).
+    pub reconcile_every_minutes: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -137,6 +141,8 @@ pub struct StorePatch {
     /// the newest figure meanwhile.
     pub paused: Option<bool>,
     pub push_rate_per_second: Option<u32>,
+    pub poll_every_seconds: Option<u32>,
+    pub reconcile_every_minutes: Option<u32>,
 }
 
 /// What the store keeps beside the core's `Store`: connection settings, and whether its
@@ -158,10 +164,38 @@ pub struct StoreExtra {
     /// lower of this and the connector's documented rate.
     #[serde(default)]
     pub push_rate_per_second: Option<u32>,
+    /// Seconds between two order polls (polled channels); `None`: `POLL_EVERY_SECONDS_DEFAULT`.
+    #[serde(default)]
+    pub poll_every_seconds: Option<u32>,
+    /// Minutes between two reconciliations; `None`: `RECONCILE_EVERY_MINUTES_DEFAULT`.
+    #[serde(default)]
+    pub reconcile_every_minutes: Option<u32>,
+}
+
+impl StoreExtra {
+    /// Seconds between two order polls, the default applied.
+    pub fn poll_every_seconds(&self) -> u32 {
+        self.poll_every_seconds.unwrap_or(POLL_EVERY_SECONDS_DEFAULT)
+    }
+
+    /// Minutes between two reconciliations, the default applied.
+    pub fn reconcile_every_minutes(&self) -> u32 {
+        self.reconcile_every_minutes.unwrap_or(RECONCILE_EVERY_MINUTES_DEFAULT)
+    }
 }
 
 /// Most pushes a second a store may be set to (`push_rate_per_second`).
 pub const PUSH_RATE_PER_SECOND_MAX: u32 = 1_000;
+
+/// SPEC 5a's default `poll_every_seconds`.
+pub const POLL_EVERY_SECONDS_DEFAULT: u32 = 60;
+/// Longest `poll_every_seconds`: a day. SPEC's upward guard waits at most twice it, and
+/// never more than 10 minutes, whatever it is.
+pub const POLL_EVERY_SECONDS_MAX: u32 = 86_400;
+/// SPEC 5a's default `reconcile_every_minutes`.
+pub const RECONCILE_EVERY_MINUTES_DEFAULT: u32 = 60;
+/// Longest `reconcile_every_minutes`: a week.
+pub const RECONCILE_EVERY_MINUTES_MAX: u32 = 10_080;
 
 impl StoreExtra {
     /// The same settings with `secret` and `credentials` sealed, as they are written.

@@ -42,6 +42,17 @@ pub struct PendingPush {
     pub meta: Pending,
 }
 
+/// One listing of a store as a read-back sees it: its channel ids, the figure it should
+/// show, and what its channel was last told.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelListing {
+    pub listing: ListingId,
+    pub external_id: String,
+    pub store_sku: String,
+    pub figure: Option<Published>,
+    pub settled: Option<Published>,
+}
+
 /// A workspace in memory.
 #[derive(Clone)]
 pub struct Ws {
@@ -312,6 +323,32 @@ impl Ws {
         out
     }
 
+    /// Up to `n` listings of `store` with ids after `after`, in id order: one page of a
+    /// read-back pass.
+    pub fn channel_listings(&self, store: StoreId, after: Option<ListingId>, n: usize) -> Vec<ChannelListing> {
+        // Ids first (the listings are hashed, not ordered), then the page's rows.
+        let mut ids: Vec<ListingId> = self
+            .state
+            .listings()
+            .filter(|l| l.store == store && after.is_none_or(|a| l.id > a))
+            .map(|l| l.id)
+            .collect();
+        ids.sort_unstable();
+        ids.truncate(n);
+        ids.into_iter()
+            .filter_map(|id| {
+                let l = self.state.listing(id)?;
+                Some(ChannelListing {
+                    listing: id,
+                    external_id: l.external_id.clone(),
+                    store_sku: l.store_sku.clone(),
+                    figure: self.published.get(&id).copied().or_else(|| self.state.published(id)),
+                    settled: self.settled.get(&id).copied(),
+                })
+            })
+            .collect()
+    }
+
     pub fn new_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -408,6 +445,8 @@ impl Ws {
             "url": extra.url, "base_url": extra.base_url, "has_secret": extra.secret.is_some(),
             "has_credentials": extra.credentials.is_some(), "paused": extra.paused,
             "push_rate_per_second": extra.push_rate_per_second,
+            "poll_every_seconds": extra.poll_every_seconds(),
+            "reconcile_every_minutes": extra.reconcile_every_minutes(),
         })
     }
 

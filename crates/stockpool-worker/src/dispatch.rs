@@ -26,12 +26,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use stockpool_channels::{Attempt, AttemptResult, Connector, HttpClient, PushItem, StoreSettings};
+use stockpool_channels::{
+    Attempt, AttemptResult, ChannelError, Connector, HttpClient, PushItem, ReadBack, ReadItem, StoreSettings,
+};
 use stockpool_core::push::{Batch, Figure, Outcome, PushConfig, PushPolicy, PushReason, Rate};
 use stockpool_core::{Channel, ListingId, Published, Schedule, StoreId, Timestamp};
 use stockpool_store::lease::{LEASE_EXPIRY, LEASE_RENEW_INTERVAL, LEASE_USE_MAX};
 use stockpool_store::model::{public_id, Kind};
-use stockpool_store::workspace::{PendingPush, PushReason as Queued, Ws};
+use stockpool_store::workspace::{ChannelListing, PendingPush, PushReason as Queued, Ws};
 use stockpool_store::{Clock, Command, Fence, NodeId, Settle, SettledAttempt, Storage, StoreError, SyncResult};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -58,6 +60,9 @@ pub const DISCOVER_AFTER_COMMIT_MIN: Duration = Duration::from_millis(250);
 /// Backoff when reading or settling fails (the database is away): the dispatcher tries
 /// again after this, and never spins.
 pub const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Most listings one read-back page asks for, whatever the connector allows.
+pub const READ_PAGE_MAX: usize = 1000;
 
 /// Wait after a 429 that named no `Retry-After`.
 pub const THROTTLE_DEFAULT_MS: i64 = 1000;
@@ -125,8 +130,11 @@ struct StoreView {
     paused: bool,
     /// The seller's cap on pushes a second, below the connector's rate.
     push_rate: Option<u32>,
+    reconcile_every_minutes: u32,
     settings: StoreSettings,
     pending: Vec<PendingPush>,
+    /// The next page of the store's read-back pass, when one was asked for.
+    read_page: Option<Vec<ChannelListing>>,
 }
 
 /// What one look at the committed workspace gives.
@@ -136,7 +144,10 @@ struct Snapshot {
     current: Vec<(StoreId, ListingId, Published)>,
 }
 
-fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>) -> Snapshot {
+/// The read-back pages a look asks for: per store, the listing to read after and how many.
+type PageWants = BTreeMap<StoreId, (Option<ListingId>, usize)>;
+
+fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>, wants: &PageWants) -> Snapshot {
     let stores = w
         .state
         .stores()
@@ -148,6 +159,7 @@ fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>) -> Snapshot {
                 schedule: s.schedule,
                 paused: extra.paused,
                 push_rate: extra.push_rate_per_second,
+                reconcile_every_minutes: extra.reconcile_every_minutes(),
                 settings: StoreSettings {
                     code: s.code.clone(),
                     url: extra.url,
@@ -157,6 +169,7 @@ fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>) -> Snapshot {
                     push_rate_per_second: extra.push_rate_per_second,
                 },
                 pending: if stockpool_channels::pushes_to(s.channel) { w.pending_pushes(s.id) } else { Vec::new() },
+                read_page: wants.get(&s.id).map(|&(after, n)| w.channel_listings(s.id, after, n)),
             }
         })
         .collect();
@@ -185,6 +198,51 @@ struct Claimed {
     generation: i64,
     items: Vec<PushItem>,
     records: Vec<(Published, &'static str, u32, i64)>,
+}
+
+/// Why a store's listings are being read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadOrigin {
+    /// `reconcile_every_minutes` came round.
+    Reconcile,
+    /// "Sync now": read back first, then push every listing (`queue_all`).
+    SyncNow,
+}
+
+impl ReadOrigin {
+    /// The sync record's reason for what the read found.
+    fn reason(self) -> &'static str {
+        match self {
+            ReadOrigin::Reconcile => "reconcile",
+            ReadOrigin::SyncNow => "sync_now",
+        }
+    }
+}
+
+/// A store's read-back pass: page after page of its listings, in id order, each page one
+/// call claimed from the policy (`poll_read`) between its batches.
+#[derive(Clone, Copy, Debug)]
+struct ReadPass {
+    origin: ReadOrigin,
+    /// The last listing of the last page read (`None`: start from the first).
+    after: Option<ListingId>,
+    /// A page is out.
+    out: bool,
+}
+
+/// A read-back call sent: the page, where the pass stood when it went, and the lease
+/// generation it went out under.
+struct ReadCall {
+    origin: ReadOrigin,
+    from: Option<ListingId>,
+    generation: i64,
+    page: Vec<ChannelListing>,
+}
+
+/// What a tracked call returns.
+enum Done {
+    Push(StoreId, Claimed, Vec<Attempt>),
+    Read(StoreId, ReadCall, Result<ReadBack, ChannelError>),
 }
 
 /// The push policy's configuration for a store from its connector's limits, slowed to the
@@ -258,6 +316,8 @@ struct Known {
     /// Stores whose connector could not be built, with the settings that failed: reported
     /// once, tried again when the settings change.
     refused: HashMap<StoreId, ConnectorKey>,
+    /// Read-back passes under way.
+    reads: HashMap<StoreId, ReadPass>,
 }
 
 impl Known {
@@ -269,6 +329,7 @@ impl Known {
             sync_now_seen: BTreeMap::new(),
             details: HashMap::new(),
             refused: HashMap::new(),
+            reads: HashMap::new(),
         }
     }
 }
@@ -277,10 +338,13 @@ impl Known {
 async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<bool>) -> i64 {
     let seed = shared.jitter_seed ^ (ws as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut known = Known::new(seed);
+    // When each store that can read back reconciles next. Kept across a lost lease: the
+    // period runs from when this node first pushed the store.
+    let mut reconcile_at: HashMap<StoreId, Timestamp> = HashMap::new();
     let mut lease: Option<Held> = None;
     // When the lease was last tried or renewed (confirmed or not).
     let mut lease_tried: Option<Timestamp> = None;
-    let mut calls: JoinSet<(StoreId, Claimed, Vec<Attempt>)> = JoinSet::new();
+    let mut calls: JoinSet<Done> = JoinSet::new();
     let mut commits = shared.store.commits();
     loop {
         let now = (shared.clock)();
@@ -323,7 +387,8 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
         };
 
         // 2. What the committed workspace says (reloaded if another node committed since).
-        let look = shared.store.read(ws, |w| snapshot(w, &known.tracked)).await;
+        let wants = page_wants(&known, now);
+        let look = shared.store.read(ws, |w| snapshot(w, &known.tracked, &wants)).await;
         let snap = match look {
             Ok(s) => s,
             Err(e) => {
@@ -335,13 +400,20 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
             }
         };
         look_at(&shared, ws, &mut known, &snap, held, now);
+        reconcile(&mut known, &mut reconcile_at, &snap, now);
         // 3. Claim and send what the policy allows now, while the lease is usable.
         if held.usable(now) {
             claim(ws, &mut known, &snap, held, &mut calls, now);
         }
 
         // 4. Wait for a call to return, a commit, the policy's next moment, or stop.
-        let wake = snap.stores.iter().filter_map(|s| known.policy.next_wakeup(s.id)).min();
+        let wake = snap
+            .stores
+            .iter()
+            .filter_map(|s| known.policy.next_wakeup(s.id))
+            .chain(known.reads.iter().filter(|(_, r)| !r.out).filter_map(|(s, _)| known.policy.next_read_at(*s)))
+            .chain(reconcile_at.values().copied())
+            .min();
         let sleep = match wake {
             Some(at) => {
                 Duration::from_millis((at.0 - (shared.clock)().0).clamp(0, IDLE_WAKE_MAX.as_millis() as i64) as u64)
@@ -361,7 +433,23 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
             Some(done) = calls.join_next(), if !calls.is_empty() => {
                 returned = true;
                 match done {
-                    Ok((store, claimed, attempts)) => {
+                    Ok(Done::Read(store, call, found)) => {
+                        known.policy.read_done(store);
+                        if lease.is_some_and(|h| h.generation == call.generation) {
+                            match read_returned(&shared, ws, &mut known, store, call, found).await {
+                                Ok(()) => {}
+                                Err(StoreError::LeaseLost { .. }) => {
+                                    tracing::warn!(workspace = ws, node = %shared.node, "a drift record was fenced off: another node holds the push lease");
+                                    lose(&mut known, &mut lease, &mut calls, seed).await;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(workspace = ws, error = %e, "cannot record what a read-back found; the pass goes on");
+                                    if pause(&mut stop, ERROR_PAUSE).await { break; }
+                                }
+                            }
+                        }
+                    }
+                    Ok(Done::Push(store, claimed, attempts)) => {
                         // A call sent under a lease since lost settles nothing: the new
                         // holder starts from the outbox.
                         if lease.is_some_and(|h| h.generation == claimed.generation) {
@@ -408,12 +496,7 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
 }
 
 /// The lease is gone: stop every call at once and forget what this node knew.
-async fn lose(
-    known: &mut Known,
-    lease: &mut Option<Held>,
-    calls: &mut JoinSet<(StoreId, Claimed, Vec<Attempt>)>,
-    seed: u64,
-) {
+async fn lose(known: &mut Known, lease: &mut Option<Held>, calls: &mut JoinSet<Done>, seed: u64) {
     calls.abort_all();
     while calls.join_next().await.is_some() {}
     *lease = None;
@@ -423,7 +506,7 @@ async fn lose(
 /// Feeds the committed workspace into the policy: connectors for the stores that push,
 /// their configuration and pause, and every pending push's newest figure.
 fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: Held, now: Timestamp) {
-    let Known { policy, connected, tracked, sync_now_seen, details, refused } = known;
+    let Known { policy, connected, tracked, sync_now_seen, details, refused, reads } = known;
     for s in &snap.stores {
         let key: ConnectorKey = (
             s.channel,
@@ -496,7 +579,15 @@ fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: H
             details.insert(p.listing, (item, p.figure, p.meta.reason, p.meta.generation));
         }
         if sync_now {
-            policy.queue_all(s.id, now);
+            let reads_back = connected.get(&s.id).is_some_and(|c| c.connector.limits().read_batch_max > 0);
+            if reads_back {
+                // Read back first; the pass's end queues every listing (`read_returned`).
+                // A pass already under way starts over as this one.
+                let out = reads.get(&s.id).is_some_and(|r| r.out);
+                reads.insert(s.id, ReadPass { origin: ReadOrigin::SyncNow, after: None, out });
+            } else {
+                policy.queue_all(s.id, now);
+            }
         }
     }
     for (store, listing, figure) in &snap.current {
@@ -509,16 +600,47 @@ fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: H
 }
 
 /// Claims every batch the policy allows now and sends each through its store's connector.
-fn claim(
-    ws: i64,
-    known: &mut Known,
-    snap: &Snapshot,
-    held: Held,
-    calls: &mut JoinSet<(StoreId, Claimed, Vec<Attempt>)>,
-    now: Timestamp,
-) {
+fn claim(ws: i64, known: &mut Known, snap: &Snapshot, held: Held, calls: &mut JoinSet<Done>, now: Timestamp) {
     for s in &snap.stores {
         let Some(c) = known.connected.get(&s.id) else { continue };
+        if let (Some(pass), Some(page)) = (known.reads.get_mut(&s.id), &s.read_page) {
+            if !pass.out {
+                if page.is_empty() {
+                    // The pass has read every listing: "Sync now" pushes them all now.
+                    if pass.origin == ReadOrigin::SyncNow {
+                        known.policy.queue_all(s.id, now);
+                    }
+                    known.reads.remove(&s.id);
+                } else if known.policy.poll_read(s.id, now) {
+                    pass.out = true;
+                    let call = ReadCall {
+                        origin: pass.origin,
+                        from: pass.after,
+                        generation: held.generation,
+                        page: page.clone(),
+                    };
+                    let connector = c.connector.clone();
+                    let store = s.id;
+                    let span = tracing::debug_span!("read_back", workspace = ws, store = store.0, page = page.len());
+                    calls.spawn(tracing::Instrument::instrument(
+                        async move {
+                            let items: Vec<ReadItem> = call
+                                .page
+                                .iter()
+                                .map(|l| ReadItem {
+                                    listing: l.listing,
+                                    external_id: l.external_id.clone(),
+                                    store_sku: l.store_sku.clone(),
+                                })
+                                .collect();
+                            let found = connector.read_back(&items).await;
+                            Done::Read(store, call, found)
+                        },
+                        span,
+                    ));
+                }
+            }
+        }
         while let Some(batch) = known.policy.poll_batch(s.id, now) {
             let mut claimed = Claimed { batch, generation: held.generation, items: Vec::new(), records: Vec::new() };
             for p in &claimed.batch.pushes {
@@ -548,12 +670,123 @@ fn claim(
             calls.spawn(tracing::Instrument::instrument(
                 async move {
                     let attempts = connector.push(&claimed.items, now).await;
-                    (store, claimed, attempts)
+                    Done::Push(store, claimed, attempts)
                 },
                 span,
             ));
         }
     }
+}
+
+/// The read-back pages the next look should fetch: stores with a pass whose next page may
+/// be claimed by `now`.
+fn page_wants(known: &Known, now: Timestamp) -> PageWants {
+    known
+        .reads
+        .iter()
+        .filter(|(store, pass)| !pass.out && known.policy.next_read_at(**store).is_some_and(|at| at <= now))
+        .filter_map(|(store, pass)| {
+            let n = known.connected.get(store)?.connector.limits().read_batch_max;
+            (n > 0).then_some((*store, (pass.after, n.min(READ_PAGE_MAX))))
+        })
+        .collect()
+}
+
+/// Starts a reconciliation pass for every store that reads back and whose
+/// `reconcile_every_minutes` came round. A store is first reconciled one period after this
+/// node began pushing it (a restart does not read every store back at once).
+fn reconcile(known: &mut Known, reconcile_at: &mut HashMap<StoreId, Timestamp>, snap: &Snapshot, now: Timestamp) {
+    for s in &snap.stores {
+        let reads_back = known.connected.get(&s.id).is_some_and(|c| c.connector.limits().read_batch_max > 0);
+        if !reads_back {
+            reconcile_at.remove(&s.id);
+            continue;
+        }
+        let period = i64::from(s.reconcile_every_minutes.max(1)) * 60_000;
+        let next = Timestamp(now.0.saturating_add(period));
+        let at = reconcile_at.entry(s.id).or_insert(next);
+        // A shorter period set since takes effect at once.
+        if *at > next {
+            *at = next;
+        }
+        if now >= *at {
+            *at = next;
+            known.reads.entry(s.id).or_insert(ReadPass { origin: ReadOrigin::Reconcile, after: None, out: false });
+        }
+    }
+}
+
+/// A read-back page returned: every listing whose channel shows another quantity than it
+/// was last told is recorded as `drift` through the writer (which settles the channel's
+/// figure and queues the push that corrects it), and the pass moves on. A read that
+/// failed ends the pass (a "Sync now" still pushes everything); the next period tries
+/// again.
+async fn read_returned(
+    shared: &Shared,
+    ws: i64,
+    known: &mut Known,
+    store: StoreId,
+    call: ReadCall,
+    found: Result<ReadBack, ChannelError>,
+) -> Result<(), StoreError> {
+    let now = (shared.clock)();
+    let Some(pass) = known.reads.get_mut(&store) else { return Ok(()) };
+    pass.out = false;
+    let found = match found {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(workspace = ws, store = store.0, error = %e, "a read-back failed; the pass stops here");
+            if pass.origin == ReadOrigin::SyncNow {
+                known.policy.queue_all(store, now);
+            }
+            known.reads.remove(&store);
+            return Ok(());
+        }
+    };
+    // A pass restarted meanwhile ("Sync now" during a reconciliation) reads from its own
+    // start; this page still tells what the channel shows.
+    if pass.after == call.from {
+        pass.after = call.page.last().map(|l| l.listing);
+    }
+    let channel: HashMap<ListingId, Option<stockpool_core::Qty>> = found.into_iter().collect();
+    let mut drifted = Vec::new();
+    for l in &call.page {
+        let Some(Some(quantity)) = channel.get(&l.listing) else { continue };
+        // Drift is against the figure last pushed; a listing never pushed has its first
+        // push queued already.
+        let Some(expected) = l.settled else { continue };
+        if *quantity == expected.quantity {
+            continue;
+        }
+        drifted.push(SettledAttempt {
+            listing: l.listing,
+            pushed: Published { quantity: *quantity, ..expected },
+            old_quantity: Some(expected.quantity),
+            reason: call.origin.reason(),
+            result: SyncResult::Drift { channel_quantity: *quantity },
+            status_code: None,
+            detail: Some(format!(
+                "the channel showed {quantity} where it was last told {}; pushing the figure again",
+                expected.quantity
+            )),
+            attempt: 1,
+            next_attempt_at: None,
+            claimed_generation: 0,
+        });
+    }
+    if drifted.is_empty() {
+        return Ok(());
+    }
+    let fence = Some(Fence { node: shared.node.clone(), generation: call.generation });
+    for a in &drifted {
+        if let SyncResult::Drift { channel_quantity } = a.result {
+            if known.tracked.contains(&(store, a.listing)) {
+                known.policy.drift(store, a.listing, channel_quantity, now);
+            }
+        }
+    }
+    shared.store.execute(ws, Command::Settle(Settle { store, attempts: drifted, fence })).await?;
+    Ok(())
 }
 
 /// Waits `d` unless `stop` comes first; true if it did.

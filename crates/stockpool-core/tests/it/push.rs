@@ -845,3 +845,35 @@ mod props {
         }
     }
 }
+
+#[test]
+fn a_read_back_spends_one_call_of_the_budget_and_never_overlaps_a_batch() {
+    let t = Timestamp;
+    let mut p = PushPolicy::new(7);
+    // Two calls of burst, one more a second.
+    let config = PushConfig { rate: Rate { burst: 2, refill: 1, per_ms: 1000 }, ..realtime(10) };
+    p.configure_store(SHOP, config, t(0));
+    p.set_target(SHOP, ListingId(1), Figure::quantity(5), t(0));
+    let b = p.poll_batch(SHOP, t(0)).expect("the first batch goes at once");
+    assert!(!p.poll_read(SHOP, t(0)), "no read while a batch is out");
+    assert_eq!(p.next_read_at(SHOP), None);
+    p.handle_outcomes(SHOP, b.id, &[(ListingId(1), Outcome::Ok)], t(10));
+
+    assert!(p.poll_read(SHOP, t(10)), "the read takes the second call of the burst");
+    p.set_target(SHOP, ListingId(2), Figure::quantity(3), t(20));
+    assert!(p.poll_batch(SHOP, t(20)).is_none(), "no batch while the read is out");
+    assert_eq!(p.next_wakeup(SHOP), None, "nothing to wake for until the read returns");
+    assert!(!p.poll_read(SHOP, t(20)), "one read at a time");
+    p.read_done(SHOP);
+
+    assert!(p.poll_batch(SHOP, t(20)).is_none(), "the bucket is spent");
+    let refilled = p.next_wakeup(SHOP).expect("a push is pending");
+    assert_eq!(p.next_read_at(SHOP), Some(refilled), "a read waits for the same refill");
+    assert!(p.poll_read(SHOP, refilled));
+    p.read_done(SHOP);
+
+    p.throttle(SHOP, 5000, refilled);
+    let held = p.next_read_at(SHOP).expect("not paused");
+    assert!(held >= t(refilled.0 + 5000), "a throttle holds reads too: {held:?}");
+    assert!(!p.poll_read(SHOP, t(refilled.0 + 4999)));
+}

@@ -66,6 +66,20 @@ both!(each_bad_request_is_a_problem_and_changes_nothing, |app: TestApp| async mo
             "not 5000",
         ),
         (
+            "PATCH",
+            "/api/v1/stores/etsy",
+            json!({"reconcile_every_minutes": 0}),
+            422,
+            "reconcile_every_minutes must be 1 to 10080 minutes, not 0",
+        ),
+        (
+            "POST",
+            "/api/v1/stores",
+            json!({"code":"slow","name":"Slow","channel":"manual","poll_every_seconds": 86401}),
+            422,
+            "poll_every_seconds must be 1 to 86400 seconds, not 86401",
+        ),
+        (
             "POST",
             "/api/v1/orders",
             json!({"store":"nope","external_id":"B-1","lines":[{"store_sku":"MUG-RED","quantity":1}]}),
