@@ -14,6 +14,12 @@ pub enum ConfigError {
     BadUrl { store: String, url: String, reason: String },
     #[error("store {store} is a webhook store without a secret; set the secret that signs our pushes and its orders")]
     MissingSecret { store: String },
+    #[error("store {store} is a {channel} store without a base_url; set it to the site's address, e.g. http://shop.example.com")]
+    MissingBaseUrl { channel: &'static str, store: String },
+    #[error("store {store}'s {channel} credentials lack {field}; set it in the store's credentials")]
+    MissingCredential { channel: &'static str, store: String, field: &'static str },
+    #[error("store {store} is a {channel} store without a secret; set the secret the channel signs its webhooks with")]
+    MissingWebhookSecret { channel: &'static str, store: String },
     #[error("the HTTP client could not be built: {0}")]
     HttpClient(#[source] reqwest::Error),
     #[error("the node id {0:?} cannot be sent as a header; use letters, digits, '.', '-' and '_'")]
@@ -26,6 +32,15 @@ pub enum ConfigError {
 pub enum ChannelError {
     #[error("the {channel} channel offers no {what}")]
     Unsupported { channel: &'static str, what: &'static str },
+    /// 429: wait `retry_after_ms` when given, then ask again.
+    #[error("the {channel} channel asked us to slow down (429); ask again later")]
+    Throttled { channel: &'static str, retry_after_ms: Option<i64> },
+    /// 5xx, a timeout, a connection error or an unreadable answer: ask again later.
+    #[error("the {channel} channel could not answer: {detail}")]
+    Unavailable { channel: &'static str, detail: String },
+    /// Any other refusal (401, 4xx): asking again would be refused again.
+    #[error("the {channel} channel refused the call: {detail}")]
+    Refused { channel: &'static str, status: Option<u16>, detail: String },
 }
 
 /// A webhook delivery whose signature does not prove it comes from the channel. The

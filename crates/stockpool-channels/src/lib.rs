@@ -18,6 +18,7 @@
 //! - `time.rs`: RFC 3339 from a `Timestamp`, without a date library.
 //! - `webhook.rs`: the generic `webhook` channel.
 //! - `manual.rs`: why the `manual` channel has no connector.
+//! - `woocommerce.rs`: the `woocommerce` channel (REST `wc/v3`, batch pushes, webhooks).
 
 mod error;
 pub mod http;
@@ -26,6 +27,7 @@ mod model;
 mod sign;
 mod time;
 pub mod webhook;
+pub mod woocommerce;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,6 +47,7 @@ pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 /// hold one without depending on reqwest themselves.
 pub use reqwest::Client as HttpClient;
 pub use webhook::WebhookConnector;
+pub use woocommerce::WoocommerceConnector;
 
 use stockpool_core::{Channel, ListingId, Qty, Timestamp};
 
@@ -149,7 +152,8 @@ pub fn connector_with(
             Ok(Some(Arc::new(connector)))
         }
         Channel::Manual => manual::connector(&settings),
-        Channel::Shopify | Channel::Woocommerce | Channel::Etsy | Channel::Amazon | Channel::Ebay => {
+        Channel::Woocommerce => Ok(Some(Arc::new(WoocommerceConnector::new(&settings, client, request_timeout)?))),
+        Channel::Shopify | Channel::Etsy | Channel::Amazon | Channel::Ebay => {
             Err(ConfigError::NotBuiltYet { channel: channel_name(channel), store: settings.code })
         }
     }
@@ -166,6 +170,7 @@ pub fn receiver(
 ) -> Result<Option<Arc<dyn Connector>>, ConfigError> {
     match channel {
         Channel::Webhook => Ok(Some(Arc::new(WebhookConnector::receiving(&settings, client)?))),
+        Channel::Woocommerce => Ok(Some(Arc::new(WoocommerceConnector::receiving(&settings, client)?))),
         _ => connector(channel, settings, client),
     }
 }
@@ -173,7 +178,7 @@ pub fn receiver(
 /// Whether stockpool pushes quantities to stores of `channel` (a connector is built for
 /// it): dispatchers look only at such stores' pending pushes.
 pub fn pushes_to(channel: Channel) -> bool {
-    matches!(channel, Channel::Webhook)
+    matches!(channel, Channel::Webhook | Channel::Woocommerce)
 }
 
 /// The channel's name as SPEC and the API spell it (`shopify`, `webhook`, ...).

@@ -598,8 +598,8 @@ struct OrderArgs<'a> {
     source: OrderSource,
 }
 
-/// Takes an order (SPEC section 4): resolves each line's listing by `store_sku` or
-/// `external_id` (a line that names none stays `unmapped`), asks the core, and applies the
+/// Takes an order (SPEC section 4): resolves each line's listing by `external_id`, then
+/// by `store_sku` (a line that names none stays `unmapped`), asks the core, and applies the
 /// change. Returns the order and whether it is new: the store's order with the same
 /// `external_id` is answered as it is, changing nothing. On `Err` nothing changed.
 fn take_order(
@@ -610,9 +610,15 @@ fn take_order(
 ) -> Result<(OrderId, bool), StoreError> {
     let mut lines = Vec::with_capacity(o.lines.len());
     for (i, l) in o.lines.iter().enumerate() {
+        // A channel's line may name both (WooCommerce: the product or variation id, and the
+        // SKU when it has one): the id is tried first, then the SKU; a line neither finds
+        // stays `unmapped`.
         let listing = match (&l.store_sku, &l.external_id) {
-            (Some(sku), _) => ws.state.listing_by_store_sku(o.store, sku),
-            (None, Some(ext)) => ws.state.listing_by_external_id(o.store, ext),
+            (Some(sku), None) => ws.state.listing_by_store_sku(o.store, sku),
+            (sku, Some(ext)) => ws
+                .state
+                .listing_by_external_id(o.store, ext)
+                .or_else(|| sku.as_ref().and_then(|s| ws.state.listing_by_store_sku(o.store, s))),
             (None, None) => return Err(StoreError::Invalid(format!("line {i}: give store_sku or external_id"))),
         };
         let store_sku =

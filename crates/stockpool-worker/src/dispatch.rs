@@ -718,9 +718,9 @@ fn reconcile(known: &mut Known, reconcile_at: &mut HashMap<StoreId, Timestamp>, 
 
 /// A read-back page returned: every listing whose channel shows another quantity than it
 /// was last told is recorded as `drift` through the writer (which settles the channel's
-/// figure and queues the push that corrects it), and the pass moves on. A read that
-/// failed ends the pass (a "Sync now" still pushes everything); the next period tries
-/// again.
+/// figure and queues the push that corrects it), and the pass moves on. A throttled read
+/// waits and reads the page again; a read that failed otherwise ends the pass (a "Sync
+/// now" still pushes everything), and the next period tries again.
 async fn read_returned(
     shared: &Shared,
     ws: i64,
@@ -734,6 +734,11 @@ async fn read_returned(
     pass.out = false;
     let found = match found {
         Ok(found) => found,
+        // 429: the store waits (pushes too), and the same page is read again after it.
+        Err(ChannelError::Throttled { retry_after_ms, .. }) => {
+            known.policy.throttle(store, retry_after_ms.unwrap_or(THROTTLE_DEFAULT_MS), now);
+            return Ok(());
+        }
         Err(e) => {
             tracing::warn!(workspace = ws, store = store.0, error = %e, "a read-back failed; the pass stops here");
             if pass.origin == ReadOrigin::SyncNow {

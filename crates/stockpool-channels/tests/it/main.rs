@@ -8,3 +8,4 @@ mod inbound;
 mod push;
 mod receiver;
 mod tidy;
+mod woocommerce;

@@ -11,3 +11,4 @@ mod inbound;
 mod nodes;
 mod seam;
 mod sync;
+mod woocommerce;
