@@ -19,6 +19,10 @@ pub enum ConfigError {
     TlsUnavailable { store: String, url: String },
     #[error("store {store} is a webhook store without a secret; set the secret that signs our pushes and its orders")]
     MissingSecret { store: String },
+    #[error("store {store}'s credentials lack {field}; {hint}")]
+    MissingCredential { store: String, field: &'static str, hint: &'static str },
+    #[error("store {store}'s credentials have {field} {value:?}, which is not {expected}")]
+    BadCredential { store: String, field: &'static str, value: String, expected: &'static str },
     #[error("the HTTP client could not be built: {0}")]
     HttpClient(#[source] reqwest::Error),
     #[error("the node id {0:?} cannot be sent as a header; use letters, digits, '.', '-' and '_'")]
@@ -31,6 +35,8 @@ pub enum ConfigError {
 pub enum ChannelError {
     #[error("the {channel} channel offers no {what}")]
     Unsupported { channel: &'static str, what: &'static str },
+    #[error("the call to the channel failed: {detail}")]
+    Call { detail: String },
 }
 
 /// A webhook delivery whose signature does not prove it comes from the channel. The
@@ -49,6 +55,8 @@ pub enum SignatureError {
     Mismatch { header: &'static str },
     #[error("the {channel} channel sends no webhooks; its orders are polled")]
     NoWebhooks { channel: &'static str },
+    #[error("the {header} header must be the base64 of a {bytes}-byte digest")]
+    NotBase64 { header: &'static str, bytes: usize },
 }
 
 /// A verified delivery whose body is not what the channel documents. The raw body stays

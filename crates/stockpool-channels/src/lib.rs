@@ -17,6 +17,7 @@
 //! - `sign.rs`: HMAC-SHA256 signing and constant-time verification.
 //! - `time.rs`: RFC 3339 from a `Timestamp`, without a date library.
 //! - `webhook.rs`: the generic `webhook` channel.
+//! - `shopify.rs`: the `shopify` channel (Admin GraphQL, cost-paced; signed webhooks).
 //! - `manual.rs`: why the `manual` channel has no connector.
 
 mod error;
@@ -25,6 +26,7 @@ mod manual;
 mod model;
 mod sign;
 mod time;
+pub mod shopify;
 pub mod webhook;
 
 use std::future::Future;
@@ -149,7 +151,8 @@ pub fn connector_with(
             Ok(Some(Arc::new(connector)))
         }
         Channel::Manual => manual::connector(&settings),
-        Channel::Shopify | Channel::Woocommerce | Channel::Etsy | Channel::Amazon | Channel::Ebay => {
+        Channel::Shopify => Ok(Some(Arc::new(shopify::ShopifyConnector::new(&settings, client, request_timeout)?))),
+        Channel::Woocommerce | Channel::Etsy | Channel::Amazon | Channel::Ebay => {
             Err(ConfigError::NotBuiltYet { channel: channel_name(channel), store: settings.code })
         }
     }
@@ -173,7 +176,7 @@ pub fn receiver(
 /// Whether stockpool pushes quantities to stores of `channel` (a connector is built for
 /// it): dispatchers look only at such stores' pending pushes.
 pub fn pushes_to(channel: Channel) -> bool {
-    matches!(channel, Channel::Webhook)
+    matches!(channel, Channel::Webhook | Channel::Shopify)
 }
 
 /// The channel's name as SPEC and the API spell it (`shopify`, `webhook`, ...).

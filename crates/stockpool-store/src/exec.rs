@@ -584,7 +584,7 @@ struct OrderArgs<'a> {
 }
 
 /// Takes an order (SPEC section 4): resolves each line's listing by `store_sku` or
-/// `external_id` (a line that names none stays `unmapped`), asks the core, and applies the
+/// `external_id` (both given: `external_id` first; a line that names none stays `unmapped`), asks the core, and applies the
 /// change. Returns the order and whether it is new: the store's order with the same
 /// `external_id` is answered as it is, changing nothing. On `Err` nothing changed.
 fn take_order(
@@ -596,7 +596,13 @@ fn take_order(
     let mut lines = Vec::with_capacity(o.lines.len());
     for (i, l) in o.lines.iter().enumerate() {
         let listing = match (&l.store_sku, &l.external_id) {
-            (Some(sku), _) => ws.state.listing_by_store_sku(o.store, sku),
+            // Both (a Shopify line: variant id and SKU): the id first, the SKU if it
+            // names no listing.
+            (Some(sku), Some(ext)) => ws
+                .state
+                .listing_by_external_id(o.store, ext)
+                .or_else(|| ws.state.listing_by_store_sku(o.store, sku)),
+            (Some(sku), None) => ws.state.listing_by_store_sku(o.store, sku),
             (None, Some(ext)) => ws.state.listing_by_external_id(o.store, ext),
             (None, None) => return Err(StoreError::Invalid(format!("line {i}: give store_sku or external_id"))),
         };
