@@ -24,9 +24,9 @@ mod error;
 pub mod http;
 mod manual;
 mod model;
+pub mod shopify;
 mod sign;
 mod time;
-pub mod shopify;
 pub mod webhook;
 
 use std::future::Future;

@@ -48,7 +48,9 @@ use stockpool_core::{Channel, Payment, Qty, Timestamp};
 
 use crate::error::{ChannelError, ConfigError, ParseError, SignatureError};
 use crate::http::{result_for_status, transport_failure, truncate_detail, RETRY_AFTER_MS_MAX};
-use crate::model::{Attempt, AttemptResult, ChannelLimits, InboundEvent, InboundLine, InboundOrder, PushItem, ReadItem};
+use crate::model::{
+    Attempt, AttemptResult, ChannelLimits, InboundEvent, InboundLine, InboundOrder, PushItem, ReadItem,
+};
 use crate::sign::{verify_hmac_sha256, TAG_BYTES};
 use crate::{BoxFuture, Connector, HeaderMap, ReadBack, StoreSettings};
 
@@ -350,7 +352,10 @@ impl ShopifyConnector {
         let answer: Value = match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => {
-                return fail(AttemptResult::Retry { retry_after_ms: None }, format!("Shopify's answer is not JSON: {e}"))
+                return fail(
+                    AttemptResult::Retry { retry_after_ms: None },
+                    format!("Shopify's answer is not JSON: {e}"),
+                )
             }
         };
         let cost_seen = query_cost(&answer);
@@ -362,7 +367,8 @@ impl ShopifyConnector {
             b.at = tokio::time::Instant::now();
         }
         let errors = answer.get("errors").and_then(Value::as_array).cloned().unwrap_or_default();
-        let throttled = errors.iter().any(|e| e.pointer("/extensions/code").and_then(Value::as_str) == Some("THROTTLED"));
+        let throttled =
+            errors.iter().any(|e| e.pointer("/extensions/code").and_then(Value::as_str) == Some("THROTTLED"));
         if throttled {
             let wait_ms = cost_seen.map(|c| {
                 let short = (c.requested - c.currently_available).max(0.0);
@@ -375,8 +381,8 @@ impl ShopifyConnector {
         }
         if !errors.is_empty() && answer.get("data").is_none_or(Value::is_null) {
             let messages: Vec<&str> = errors.iter().filter_map(|e| e.get("message").and_then(Value::as_str)).collect();
-            let detail = truncate_detail(&format!("Shopify refused the query: {}", messages.join("; ")))
-                .unwrap_or_default();
+            let detail =
+                truncate_detail(&format!("Shopify refused the query: {}", messages.join("; "))).unwrap_or_default();
             return fail(AttemptResult::Failed, detail);
         }
         Ok(answer)
@@ -492,8 +498,11 @@ impl ShopifyConnector {
             }
         };
         self.settle_key(&digest, &key, true);
-        let errors =
-            answer.pointer("/data/inventorySetQuantities/userErrors").and_then(Value::as_array).cloned().unwrap_or_default();
+        let errors = answer
+            .pointer("/data/inventorySetQuantities/userErrors")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let mut named = HashMap::new();
         let mut unnamed = Vec::new();
         for e in errors {
@@ -517,7 +526,12 @@ impl ShopifyConnector {
     }
 }
 
-fn attempt(result: AttemptResult, status_code: Option<u16>, detail: Option<String>, started: tokio::time::Instant) -> Attempt {
+fn attempt(
+    result: AttemptResult,
+    status_code: Option<u16>,
+    detail: Option<String>,
+    started: tokio::time::Instant,
+) -> Attempt {
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Attempt { result, status_code, detail, duration_ms }
 }
@@ -892,7 +906,9 @@ pub fn parse_topic(topic: &str, body: &[u8]) -> Result<Vec<InboundEvent>, ParseE
                 let store_sku = match (&variant, sku) {
                     (_, Some(sku)) => Some(sku),
                     (Some(_), None) => None,
-                    (None, None) => Some(line.title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| format!("line {n}"))),
+                    (None, None) => {
+                        Some(line.title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| format!("line {n}")))
+                    }
                 };
                 lines.push(InboundLine { store_sku, external_id: variant, quantity });
             }
@@ -908,11 +924,11 @@ pub fn parse_topic(topic: &str, body: &[u8]) -> Result<Vec<InboundEvent>, ParseE
         }
         "refunds/create" => {
             let value = object(body)?;
-            let refund = WireRefund::deserialize(value).map_err(|e| ParseError::NotAnOrder { reason: e.to_string() })?;
+            let refund =
+                WireRefund::deserialize(value).map_err(|e| ParseError::NotAnOrder { reason: e.to_string() })?;
             let external_id = id_text(&refund.order_id, "order_id")?;
-            let restocked = |l: &WireRefundLine| {
-                matches!(l.restock_type.as_deref(), Some("cancel" | "return" | "legacy_restock"))
-            };
+            let restocked =
+                |l: &WireRefundLine| matches!(l.restock_type.as_deref(), Some("cancel" | "return" | "legacy_restock"));
             if !refund.refund_line_items.iter().any(restocked) {
                 return Ok(vec![InboundEvent::Ignored(format!("the refund of order {external_id} restocks nothing"))]);
             }

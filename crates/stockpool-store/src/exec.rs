@@ -598,10 +598,9 @@ fn take_order(
         let listing = match (&l.store_sku, &l.external_id) {
             // Both (a Shopify line: variant id and SKU): the id first, the SKU if it
             // names no listing.
-            (Some(sku), Some(ext)) => ws
-                .state
-                .listing_by_external_id(o.store, ext)
-                .or_else(|| ws.state.listing_by_store_sku(o.store, sku)),
+            (Some(sku), Some(ext)) => {
+                ws.state.listing_by_external_id(o.store, ext).or_else(|| ws.state.listing_by_store_sku(o.store, sku))
+            }
             (Some(sku), None) => ws.state.listing_by_store_sku(o.store, sku),
             (None, Some(ext)) => ws.state.listing_by_external_id(o.store, ext),
             (None, None) => return Err(StoreError::Invalid(format!("line {i}: give store_sku or external_id"))),
