@@ -490,6 +490,9 @@ async fn answer(shared: &Shared, body: &[u8]) -> Value {
         s.available = (s.available + dt * shared.config.restore_rate).min(shared.config.maximum_available);
         s.at = now;
         s.counters.max_query_cost = s.counters.max_query_cost.max(requested);
+        if ty == OperationType::Query {
+            s.counters.max_ids_per_call = s.counters.max_ids_per_call.max(arrays);
+        }
         let throttled = requested <= SINGLE_QUERY_COST_MAX && requested as f64 > s.available;
         if throttled {
             s.counters.throttled += 1;
@@ -998,12 +1001,18 @@ fn schema(
                 Ok(ctx.parent_value.try_downcast_ref::<Group>()?.reference.clone().map(FieldValue::value))
             })
         }))
-        .field(Field::new("changes", TypeRef::named_nn_list_nn("InventoryChange"), |ctx| {
-            FieldFuture::new(async move {
-                let g = ctx.parent_value.try_downcast_ref::<Group>()?;
-                Ok(Some(FieldValue::list(g.changes.iter().cloned().map(FieldValue::owned_any))))
+        .field(
+            Field::new("changes", TypeRef::named_nn_list_nn("InventoryChange"), |ctx| {
+                FieldFuture::new(async move {
+                    let g = ctx.parent_value.try_downcast_ref::<Group>()?;
+                    Ok(Some(FieldValue::list(g.changes.iter().cloned().map(FieldValue::owned_any))))
+                })
             })
-        }));
+            // Shopify's filters; one location and one quantity name here, so they change nothing.
+            .argument(InputValue::new("inventoryItemIds", TypeRef::named_nn_list(TypeRef::ID)))
+            .argument(InputValue::new("locationIds", TypeRef::named_nn_list(TypeRef::ID)))
+            .argument(InputValue::new("quantityNames", TypeRef::named_nn_list(TypeRef::STRING))),
+        );
     let payload = Object::new("InventorySetQuantitiesPayload")
         .field(Field::new("inventoryAdjustmentGroup", TypeRef::named("InventoryAdjustmentGroup"), |ctx| {
             FieldFuture::new(async move {
@@ -1213,4 +1222,102 @@ fn apply_set(
     }
     let id = gid("InventoryAdjustmentGroup", s.mutations.len() as u64 + 1);
     Payload { group: Some(Group { id, reason: reason.to_string(), reference, changes: out }), user_errors: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::parser::types::{ServiceDocument, TypeKind, TypeSystemDefinition};
+
+    /// Type name -> member name -> its signature (arguments and type), from SDL.
+    fn shape(sdl: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+        let doc: ServiceDocument = async_graphql::parser::parse_schema(sdl).expect("the SDL parses");
+        let mut out = BTreeMap::new();
+        for def in doc.definitions {
+            let TypeSystemDefinition::Type(t) = def else { continue };
+            let t = t.node;
+            let mut members = BTreeMap::new();
+            match t.kind {
+                TypeKind::Object(o) => {
+                    for f in o.fields {
+                        let args: Vec<String> = f
+                            .node
+                            .arguments
+                            .iter()
+                            .map(|a| format!("{}: {}", a.node.name.node, a.node.ty.node))
+                            .collect();
+                        members
+                            .insert(f.node.name.node.to_string(), format!("({}) {}", args.join(", "), f.node.ty.node));
+                    }
+                }
+                TypeKind::Interface(o) => {
+                    for f in o.fields {
+                        members.insert(f.node.name.node.to_string(), f.node.ty.node.to_string());
+                    }
+                }
+                TypeKind::InputObject(o) => {
+                    for f in o.fields {
+                        members.insert(f.node.name.node.to_string(), f.node.ty.node.to_string());
+                    }
+                }
+                TypeKind::Enum(e) => {
+                    for v in e.values {
+                        members.insert(v.node.value.node.to_string(), String::new());
+                    }
+                }
+                _ => {}
+            }
+            out.insert(t.name.node.to_string(), members);
+        }
+        out
+    }
+
+    #[test]
+    fn every_name_the_emulator_exposes_is_shopifys() {
+        let fixture = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/channels/shopify/admin-2026-01.schema.subset-inventory.graphql"
+        ))
+        .expect("the fixture schema is in the repository");
+        let theirs = shape(&fixture);
+        let state = Arc::new(Mutex::new(ShopState {
+            variants: BTreeMap::new(),
+            by_item: HashMap::new(),
+            available: 0.0,
+            at: Instant::now(),
+            mutations: VecDeque::new(),
+            keys: HashMap::new(),
+            key_order: VecDeque::new(),
+            counters: Counters::default(),
+            draws: FaultDraws::new(Faults::default()),
+            stale_draws: 0,
+        }));
+        let ours = shape(&schema(state, Arc::new(ShopifyConfig::default())).expect("the schema builds").sdl());
+        let mut compared = 0;
+        for (ty, members) in &ours {
+            let Some(their_members) = theirs.get(ty) else {
+                // Only the scalar UnsignedInt64 is ours alone (the fixture names it, the full schema defines it).
+                assert!(members.is_empty() || ty.starts_with("__"), "type {ty} is not in Shopify's schema subset");
+                continue;
+            };
+            for (name, signature) in members {
+                assert_eq!(their_members.get(name), Some(signature), "{ty}.{name} differs from Shopify's");
+                compared += 1;
+            }
+        }
+        // What the connector uses is there.
+        for (ty, name) in [
+            ("QueryRoot", "nodes"),
+            ("ProductVariant", "inventoryItem"),
+            ("InventoryItem", "inventoryLevel"),
+            ("InventoryLevel", "quantities"),
+            ("Mutation", "inventorySetQuantities"),
+            ("InventoryQuantityInput", "changeFromQuantity"),
+            ("InventorySetQuantitiesUserErrorCode", "CHANGE_FROM_QUANTITY_STALE"),
+        ] {
+            assert!(ours[ty].contains_key(name), "{ty}.{name}");
+        }
+        assert!(compared >= 40, "compared only {compared} names");
+        assert!(fixture.contains("directive @idempotent(\n  key: String!\n) on FIELD"));
+    }
 }

@@ -10,4 +10,5 @@ mod helpers;
 mod inbound;
 mod nodes;
 mod seam;
+mod shopify;
 mod sync;
