@@ -545,7 +545,11 @@ async fn answer(shared: &Shared, body: &[u8]) -> Value {
     let mut req = async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables.clone()));
     req.set_parsed_query(doc);
     let response = shared.schema.execute(req).await;
-    let answered = serde_json::to_value(&response).unwrap_or_else(|_| error("Internal error", "INTERNAL_SERVER_ERROR"));
+    let mut answered =
+        serde_json::to_value(&response).unwrap_or_else(|_| error("Internal error", "INTERNAL_SERVER_ERROR"));
+    if let Some(data) = answered.get_mut("data") {
+        null_missing(data);
+    }
     if let Some(key) = &key {
         let codes: Vec<String> = answered
             .pointer("/data/inventorySetQuantities/userErrors")
@@ -738,6 +742,30 @@ fn take_idempotency_key(doc: &mut ExecutableDocument, variables: &Value) -> Resu
 
 // ---- the schema ----
 
+/// The stand-in for a node that is not there (see `nodes`); never shown: `answer`
+/// replaces it with null, as Shopify answers.
+#[derive(Clone, Copy, Debug)]
+struct Missing;
+const MISSING_TYPE: &str = "_MissingNode";
+const MISSING_ID: &str = "gid://stockpool-emulator/Missing";
+
+/// Replaces the stand-ins of missing nodes in the lists of `data` with null.
+fn null_missing(data: &mut Value) {
+    let Some(fields) = data.as_object_mut() else { return };
+    for value in fields.values_mut() {
+        if let Some(list) = value.as_array_mut() {
+            for element in list {
+                let missing = element
+                    .as_object()
+                    .is_some_and(|o| o.is_empty() || o.get("id").and_then(Value::as_str) == Some(MISSING_ID));
+                if missing {
+                    *element = Value::Null;
+                }
+            }
+        }
+    }
+}
+
 /// A variant, its item, its level: what a resolver hands down.
 #[derive(Clone, Debug)]
 struct Row {
@@ -819,7 +847,9 @@ fn schema(
             let ids = ctx.args.try_get("ids")?.list()?;
             let mut out = Vec::with_capacity(ids.len());
             for id in ids.iter() {
-                out.push(fv(id.string()?).unwrap_or(FieldValue::NULL));
+                // async-graphql's dynamic schema cannot put null in a list of an
+                // interface: a stand-in goes there, and `answer` turns it into null.
+                out.push(fv(id.string()?).unwrap_or_else(|| FieldValue::owned_any(Missing).with_type(MISSING_TYPE)));
             }
             Ok(Some(FieldValue::list(out)))
         })
@@ -849,6 +879,10 @@ fn schema(
         })
     })
     .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)));
+    let missing =
+        Object::new(MISSING_TYPE).implement("Node").field(Field::new("id", TypeRef::named_nn(TypeRef::ID), |_| {
+            FieldFuture::new(async { Ok(scalar(MISSING_ID)) })
+        }));
     let query = Object::new("QueryRoot").field(nodes).field(node_field).field(product_variant).field(inventory_item);
 
     let variant = Object::new("ProductVariant")
@@ -1064,6 +1098,7 @@ fn schema(
 
     Schema::build("QueryRoot", Some("Mutation"), None)
         .register(node)
+        .register(missing)
         .register(query)
         .register(mutation)
         .register(variant)
@@ -1295,6 +1330,9 @@ mod tests {
         let ours = shape(&schema(state, Arc::new(ShopifyConfig::default())).expect("the schema builds").sdl());
         let mut compared = 0;
         for (ty, members) in &ours {
+            if ty == MISSING_TYPE {
+                continue;
+            }
             let Some(their_members) = theirs.get(ty) else {
                 // Only the scalar UnsignedInt64 is ours alone (the fixture names it, the full schema defines it).
                 assert!(members.is_empty() || ty.starts_with("__"), "type {ty} is not in Shopify's schema subset");

@@ -395,7 +395,7 @@ async fn read_back_answers_available_at_the_location() {
     };
     let client = stockpool_channels::http_client().unwrap();
     let connector = ShopifyConnector::new(&settings, client.clone(), Duration::from_secs(5)).unwrap();
-    let item = |n: i64, external_id: &str| ReadItem {
+    let item = |n: u64, external_id: &str| ReadItem {
         listing: ListingId(n),
         external_id: external_id.into(),
         store_sku: String::new(),
