@@ -16,8 +16,10 @@ pub enum ConfigError {
     MissingSecret { store: String },
     #[error("store {store} is a {channel} store without a base_url; set it to the site's address, e.g. http://shop.example.com")]
     MissingBaseUrl { channel: &'static str, store: String },
-    #[error("store {store}'s {channel} credentials lack {field}; set it in the store's credentials")]
-    MissingCredential { channel: &'static str, store: String, field: &'static str },
+    #[error("store {store}'s {channel} credentials lack {field}; {hint}")]
+    MissingCredential { channel: &'static str, store: String, field: &'static str, hint: &'static str },
+    #[error("store {store}'s credentials have {field} {value:?}, which is not {expected}")]
+    BadCredential { store: String, field: &'static str, value: String, expected: &'static str },
     #[error("store {store} is a {channel} store without a secret; set the secret the channel signs its webhooks with")]
     MissingWebhookSecret { channel: &'static str, store: String },
     #[error("the HTTP client could not be built: {0}")]
@@ -41,6 +43,8 @@ pub enum ChannelError {
     /// Any other refusal (401, 4xx): asking again would be refused again.
     #[error("the {channel} channel refused the call: {detail}")]
     Refused { channel: &'static str, status: Option<u16>, detail: String },
+    #[error("the call to the channel failed: {detail}")]
+    Call { detail: String },
 }
 
 /// A webhook delivery whose signature does not prove it comes from the channel. The
@@ -59,6 +63,8 @@ pub enum SignatureError {
     Mismatch { header: &'static str },
     #[error("the {channel} channel sends no webhooks; its orders are polled")]
     NoWebhooks { channel: &'static str },
+    #[error("the {header} header must be the base64 of a {bytes}-byte digest")]
+    NotBase64 { header: &'static str, bytes: usize },
 }
 
 /// A verified delivery whose body is not what the channel documents. The raw body stays

@@ -17,6 +17,7 @@
 //! - `sign.rs`: HMAC-SHA256 signing and constant-time verification.
 //! - `time.rs`: RFC 3339 from a `Timestamp`, without a date library.
 //! - `webhook.rs`: the generic `webhook` channel.
+//! - `shopify.rs`: the `shopify` channel (Admin GraphQL, cost-paced; signed webhooks).
 //! - `manual.rs`: why the `manual` channel has no connector.
 //! - `woocommerce.rs`: the `woocommerce` channel (REST `wc/v3`, batch pushes, webhooks).
 
@@ -24,6 +25,7 @@ mod error;
 pub mod http;
 mod manual;
 mod model;
+pub mod shopify;
 mod sign;
 mod time;
 pub mod webhook;
@@ -153,7 +155,8 @@ pub fn connector_with(
         }
         Channel::Manual => manual::connector(&settings),
         Channel::Woocommerce => Ok(Some(Arc::new(WoocommerceConnector::new(&settings, client, request_timeout)?))),
-        Channel::Shopify | Channel::Etsy | Channel::Amazon | Channel::Ebay => {
+        Channel::Shopify => Ok(Some(Arc::new(shopify::ShopifyConnector::new(&settings, client, request_timeout)?))),
+        Channel::Etsy | Channel::Amazon | Channel::Ebay => {
             Err(ConfigError::NotBuiltYet { channel: channel_name(channel), store: settings.code })
         }
     }
@@ -178,7 +181,7 @@ pub fn receiver(
 /// Whether stockpool pushes quantities to stores of `channel` (a connector is built for
 /// it): dispatchers look only at such stores' pending pushes.
 pub fn pushes_to(channel: Channel) -> bool {
-    matches!(channel, Channel::Webhook | Channel::Woocommerce)
+    matches!(channel, Channel::Webhook | Channel::Shopify | Channel::Woocommerce)
 }
 
 /// The channel's name as SPEC and the API spell it (`shopify`, `webhook`, ...).

@@ -315,7 +315,12 @@ impl fmt::Debug for WoocommerceConnector {
 
 /// A credential given as a non-empty string (or a number, as ids may be).
 fn credential(credentials: Option<&Value>, field: &'static str, store: &str) -> Result<String, ConfigError> {
-    let missing = || ConfigError::MissingCredential { channel: CHANNEL, store: store.to_string(), field };
+    let missing = || ConfigError::MissingCredential {
+        channel: CHANNEL,
+        store: store.to_string(),
+        field,
+        hint: "set it in the store's credentials",
+    };
     match credentials.and_then(|c| c.get(field)) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
         Some(Value::Number(n)) => Ok(n.to_string()),

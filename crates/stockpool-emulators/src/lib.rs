@@ -10,11 +10,14 @@
 //! Files:
 //! - `webhook.rs`: the generic `webhook` channel (SPEC section 5): a seller's own site
 //!   that takes signed pushes and signs the orders it sends back.
+//! - `shopify.rs`: a Shopify shop: Admin GraphQL (parsed for real, cost bucket,
+//!   compare-and-set, idempotency keys) and the webhooks it signs.
 //! - `woocommerce.rs`: a WooCommerce site (REST `wc/v3` batches and reads, Basic auth,
 //!   the batch cap, signed webhooks and the ping).
 //! - `faults.rs`: seeded fault injection (429, 5xx, slow answers) shared by emulators.
 
 pub mod faults;
+pub mod shopify;
 pub mod webhook;
 pub mod woocommerce;
 

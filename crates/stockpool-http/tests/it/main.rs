@@ -10,5 +10,6 @@ mod helpers;
 mod inbound;
 mod nodes;
 mod seam;
+mod shopify;
 mod sync;
 mod woocommerce;
