@@ -14,9 +14,11 @@
 //!   compare-and-set, idempotency keys) and the webhooks it signs.
 //! - `woocommerce.rs`: a WooCommerce site (REST `wc/v3` batches and reads, Basic auth,
 //!   the batch cap, signed webhooks and the ping).
+//! - `post.rs`: the webhook `POST` the emulators send, on a raw connection.
 //! - `faults.rs`: seeded fault injection (429, 5xx, slow answers) shared by emulators.
 
 pub mod faults;
+mod post;
 pub mod shopify;
 pub mod webhook;
 pub mod woocommerce;

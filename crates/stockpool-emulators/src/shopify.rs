@@ -339,27 +339,11 @@ impl ShopifyShop {
     }
 }
 
-/// A POST of `hook` to `url` (`http://host:port/path`) over a fresh connection: the
-/// emulators have no HTTP client (only stockpool-channels may), and one request is all
-/// a webhook is.
+/// A POST of `hook` to `url` (`http://host:port/path`) over a fresh connection
+/// (`post.rs`); the status answered.
 pub async fn post(url: &str, hook: &SignedWebhook) -> std::io::Result<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_string());
-    let rest = url.strip_prefix("http://").ok_or_else(|| bad("only http:// URLs"))?;
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = tokio::net::TcpStream::connect(host).await?;
-    let mut head =
-        format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", hook.body.len());
-    for (name, value) in &hook.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(&hook.body).await?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
-    let line = String::from_utf8_lossy(&answer);
-    line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("no HTTP status in the answer"))
+    let headers: Vec<(&str, String)> = hook.headers.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+    crate::post::post(url, &headers, &hook.body).await
 }
 
 /// An order as Shopify's REST webhook body carries it (`orders/create`): `lines` are

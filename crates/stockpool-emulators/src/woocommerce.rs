@@ -27,12 +27,12 @@
 //! signs it (`X-WC-Webhook-Signature`: base64 HMAC-SHA256 of the body with the webhook
 //! secret) with the `X-WC-Webhook-*` headers, [`WooSite::post`] sends it, and
 //! [`WooSite::send_ping`] sends the unsigned `webhook_id=N` ping. The site posts with a
-//! tiny HTTP/1.1 client of its own (the emulators have no HTTP client library).
+//! raw HTTP/1.1 POST shared by the emulators (`post.rs`: they have no HTTP client library).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -56,7 +56,7 @@ pub const PER_PAGE_MAX: usize = 100;
 pub const LOG_MAX: usize = 100_000;
 
 /// Longest a webhook post may take before the site gives up.
-pub const POST_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::post::POST_TIMEOUT;
 
 /// The webhook id the site's webhooks carry (`X-WC-Webhook-ID`, the ping's `webhook_id`).
 pub const WEBHOOK_ID: u64 = 1;
@@ -361,7 +361,7 @@ impl WooSite {
             ("X-WC-Webhook-ID", WEBHOOK_ID.to_string()),
             ("X-WC-Webhook-Delivery-ID", delivery.delivery_id.clone()),
         ];
-        post_raw(url, &headers, &delivery.body).await
+        crate::post::post(url, &headers, &delivery.body).await
     }
 
     /// [`WooSite::webhook`] then [`WooSite::post`].
@@ -377,7 +377,7 @@ impl WooSite {
             ("Content-Type", "application/x-www-form-urlencoded".to_string()),
             ("User-Agent", "WooCommerce/9.0.0 Hookshot (WordPress/6.5.0)".to_string()),
         ];
-        post_raw(url, &headers, format!("webhook_id={WEBHOOK_ID}").as_bytes()).await
+        crate::post::post(url, &headers, format!("webhook_id={WEBHOOK_ID}").as_bytes()).await
     }
 
     /// Stops serving and waits for the server task.
@@ -729,43 +729,4 @@ async fn list_answer(
         }
     }
     response
-}
-
-/// Most bytes of an answer the site's client reads.
-const ANSWER_BYTES_MAX: u64 = 1024 * 1024;
-
-/// A plain HTTP/1.1 `POST` of `body` to `url` (`http://host:port/path`), `Connection:
-/// close`; the status answered. Bounded by [`POST_TIMEOUT`].
-async fn post_raw(url: &str, headers: &[(&str, String)], body: &[u8]) -> std::io::Result<u16> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_string());
-    let rest = url.strip_prefix("http://").ok_or_else(|| invalid("the site posts to http:// URLs only"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(authority).await?;
-        let mut head = format!("POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body).await?;
-        stream.flush().await?;
-        let mut answer = Vec::new();
-        stream.take(ANSWER_BYTES_MAX).read_to_end(&mut answer).await?;
-        let text = String::from_utf8_lossy(&answer);
-        let status = text
-            .lines()
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "the answer has no status line"))?;
-        Ok::<u16, std::io::Error>(status)
-    };
-    tokio::time::timeout(POST_TIMEOUT, exchange)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the webhook post timed out"))?
 }

@@ -85,25 +85,6 @@ async fn published(app: &TestApp) -> BTreeMap<String, i64> {
     }
 }
 
-/// Every sync record of the workspace, oldest first (the list's order).
-async fn all_records(app: &TestApp) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/sync-records?limit=1000&cursor={c}"),
-            None => "/api/v1/sync-records?limit=1000".to_string(),
-        };
-        let page = app.get(&path).await;
-        out.extend(page.body["data"].as_array().unwrap().iter().cloned());
-        match page.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
-    out
-}
-
 /// Warehouse `main` and `n` items `{prefix}-0000`... with `stock` each, in one command,
 /// then `stores` webhook stores `s0`... on `url` and one listing per item, listing `i` on
 /// store `i % stores`, in one bulk create.
@@ -208,7 +189,7 @@ async fn converged(r: &WebhookReceiver, want: &BTreeMap<String, i64>) -> Vec<Pus
 async fn settled(app: &TestApp, r: &WebhookReceiver) -> Vec<Value> {
     let deadline = Instant::now() + CONVERGE_DEADLINE;
     loop {
-        let records = all_records(app).await;
+        let records = app.sync_records(None).await;
         let pending = app.store.outbox_pending().await.unwrap();
         if records.len() >= r.count() && pending == 0 {
             return records;

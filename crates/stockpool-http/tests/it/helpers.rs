@@ -109,6 +109,26 @@ impl TestApp {
         self.send("POST", path, Some(body)).await
     }
 
+    /// Every sync record of the workspace (of `store` when given), oldest first, read
+    /// page by page through `next_cursor`.
+    pub async fn sync_records(&self, store: Option<&str>) -> Vec<Value> {
+        let filter = store.map(|s| format!("store={s}&")).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/v1/sync-records?{filter}limit=1000&cursor={c}"),
+                None => format!("/api/v1/sync-records?{filter}limit=1000"),
+            };
+            let page = self.get(&path).await;
+            out.extend(page.body["data"].as_array().expect("a page of sync records").iter().cloned());
+            match page.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return out,
+            }
+        }
+    }
+
     /// Another workspace's token on the same server.
     pub async fn other_token(&self) -> String {
         self.store.create_token("other").await.unwrap()

@@ -24,13 +24,22 @@ use stockpool_store::Command;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
+/// How long the fault run may take to converge: every fault fails a whole call of up to
+/// 250 listings, so consecutive faults back every listing off together (up to the
+/// policy's cap), and a loaded machine runs many such tests at once.
+const FAULT_RUN_DEADLINE: Duration = Duration::from_secs(240);
+
+async fn until<T>(what: &str, f: impl AsyncFnMut() -> Option<T>) -> T {
+    until_within(DEADLINE, what, f).await
+}
+
+async fn until_within<T>(limit: Duration, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "waited {DEADLINE:?} for {what}");
+        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -62,23 +71,6 @@ async fn seed(app: &TestApp, emulator: &ShopifyShop) {
 async fn adjust(app: &TestApp, sku: &str, delta: i64) {
     let stock = json!({"sku":sku,"warehouse":"main","delta":delta,"reason":"count"});
     expect(&app.post("/api/v1/stock/adjustments", stock).await, 201);
-}
-
-async fn records(app: &TestApp) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/sync-records?store=shop&limit=1000&cursor={c}"),
-            None => "/api/v1/sync-records?store=shop&limit=1000".to_string(),
-        };
-        let page = app.get(&path).await;
-        out.extend(page.body["data"].as_array().unwrap().iter().cloned());
-        match page.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return out,
-        }
-    }
 }
 
 async fn published(app: &TestApp, store: &str) -> BTreeMap<String, i64> {
@@ -135,7 +127,7 @@ both!(a_stock_change_reaches_the_shop_with_change_from_quantity_and_an_idempoten
     assert_ne!(sets[0].idempotency_key, sets[1].idempotency_key, "another change, another key");
 
     let got = until("both sync records", async || {
-        let r = records(&app).await;
+        let r = app.sync_records(Some("shop")).await;
         (r.len() >= 2).then_some(r)
     })
     .await;
@@ -285,7 +277,7 @@ both!(a_quantity_changed_behind_our_back_is_stale_then_corrected, |app: TestApp|
     shop.set_available(1001, 20);
     adjust(&app, "MUG-RED", -2).await;
     let got = until("the stale push and its correction", async || {
-        let r = records(&app).await;
+        let r = app.sync_records(Some("shop")).await;
         (r.len() >= 3 && shop.available(1001) == Some(10)).then_some(r)
     })
     .await;
@@ -358,14 +350,14 @@ async fn fault_run(app: TestApp) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    until("every listing right in the shop", async || {
+    until_within(FAULT_RUN_DEADLINE, "every listing right in the shop", async || {
         let want = published(&app, "shop").await;
         (want.len() == N && want.iter().all(|(id, q)| shop.available(id.parse().unwrap()) == Some(*q))).then_some(())
     })
     .await;
     let c = shop.counters();
     assert!(c.faults_429 + c.faults_5xx + c.slow + c.stale_injected > 0, "faults were injected: {c:?}");
-    let got = records(&app).await;
+    let got = app.sync_records(Some("shop")).await;
     let count = |result: &str| got.iter().filter(|r| r["result"] == result).count();
     // Every listing's last record is ok; every failure was tried again, not dropped.
     assert!(count("ok") >= N, "{} ok of {}", count("ok"), got.len());
@@ -587,13 +579,16 @@ both!(
         let shop = ShopifyShop::start(ShopifyConfig::default()).await.unwrap();
         seed(&app, &shop).await;
         until("the first push", async || (shop.available(1001) == Some(12)).then_some(())).await;
-        until("its record", async || records(&app).await.iter().any(|r| r["result"] == "ok").then_some(())).await;
+        until("its record", async || {
+            app.sync_records(Some("shop")).await.iter().any(|r| r["result"] == "ok").then_some(())
+        })
+        .await;
         // Someone counts the shelf in Shopify's admin.
         shop.set_available(1001, 40);
         expect(&app.post("/api/v1/sync", json!({"store": "shop"})).await, 202);
         until("the figure put back", async || (shop.available(1001) == Some(12)).then_some(())).await;
         let all = until("the drift record and the push after it", async || {
-            let all = records(&app).await;
+            let all = app.sync_records(Some("shop")).await;
             let drift = all.iter().any(|r| r["result"] == "drift");
             let pushed = all.iter().any(|r| r["reason"] == "sync_now" && r["result"] == "ok");
             (drift && pushed).then_some(all)

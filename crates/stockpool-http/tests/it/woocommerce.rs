@@ -128,29 +128,12 @@ both!(a_stock_change_reaches_the_site_with_the_right_quantity_and_backorders, |a
 async fn wait_for_records(app: &TestApp, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let records = all_records(app).await;
+        let records = app.sync_records(None).await;
         if records.len() >= n {
             return records;
         }
         assert!(Instant::now() < deadline, "{} sync records after {DEADLINE:?}, waited for {n}", records.len());
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn all_records(app: &TestApp) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/sync-records?limit=1000&cursor={c}"),
-            None => "/api/v1/sync-records?limit=1000".to_string(),
-        };
-        let page = app.get(&path).await;
-        out.extend(page.body["data"].as_array().unwrap().iter().cloned());
-        match page.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return out,
-        }
     }
 }
 
@@ -480,7 +463,7 @@ async fn fault_run(app: TestApp) {
     }
     let calls = site.calls();
     let items_answered = |status: u16| calls.iter().filter(|c| c.status == status).map(|c| c.items).sum::<usize>();
-    let records = all_records(&app).await;
+    let records = app.sync_records(None).await;
     let recorded = |result: &str, status: Option<u16>| {
         records
             .iter()
@@ -527,7 +510,7 @@ async fn a_fault_run_ends_with_every_listing_correct_and_every_attempt_recorded_
 
 /// The `drift` records of the workspace.
 async fn drift_records(app: &TestApp) -> Vec<Value> {
-    all_records(app).await.into_iter().filter(|r| r["result"] == "drift").collect()
+    app.sync_records(None).await.into_iter().filter(|r| r["result"] == "drift").collect()
 }
 
 both!(sync_now_reads_back_records_drift_and_pushes_the_figure_again, |app: TestApp| async move {
@@ -604,7 +587,7 @@ both!(scheduled_reconciliation_finds_drift_and_corrects_it, |app: TestApp| async
 async fn wait_until_records(app: &TestApp, what: &str, f: impl Fn(&[Value]) -> bool) {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let records = all_records(app).await;
+        let records = app.sync_records(None).await;
         if f(&records) {
             return;
         }
