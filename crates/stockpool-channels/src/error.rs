@@ -45,6 +45,10 @@ pub enum ChannelError {
     Refused { channel: &'static str, status: Option<u16>, detail: String },
     #[error("the call to the channel failed: {detail}")]
     Call { detail: String },
+    /// The channel refused our credentials and refreshing them was refused too: nothing
+    /// works until the seller connects the store again (`Connector::auth_refused`).
+    #[error("the {channel} channel refused store {store}'s credentials: {detail}; connect the store again")]
+    AuthRefused { channel: &'static str, store: String, detail: String },
 }
 
 /// A webhook delivery whose signature does not prove it comes from the channel. The
@@ -91,4 +95,8 @@ pub enum ParseError {
     StoreMismatch { body: String, store: String },
     #[error("the {channel} channel sends no webhooks; its orders are polled")]
     NoWebhooks { channel: &'static str },
+    #[error("the {channel} channel is not polled; its orders come by webhook")]
+    NotPolled { channel: &'static str },
+    #[error("the polled order is not what the {channel} channel documents: {reason}")]
+    BadPolledOrder { channel: &'static str, reason: String },
 }

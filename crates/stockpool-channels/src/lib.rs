@@ -41,8 +41,8 @@ pub use http::{
     NODE_HEADER, REQUEST_TIMEOUT,
 };
 pub use model::{
-    Attempt, AttemptResult, ChannelLimits, InboundEvent, InboundLine, InboundOrder, PollPage, PushItem, ReadItem,
-    StoreSettings,
+    Attempt, AttemptResult, ChannelLimits, InboundEvent, InboundLine, InboundOrder, PollPage, PolledOrder, PushItem,
+    ReadItem, StoreSettings, POLL_LOOKBACK,
 };
 pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 /// The HTTP client every connector shares (`http_client`): named here so that callers
@@ -96,15 +96,56 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
         Box::pin(async move { Err(ChannelError::Unsupported { channel: channel_name(channel), what: "read back" }) })
     }
 
-    /// Fetches the orders changed since `cursor` (`None`: from the channel's beginning, as
-    /// far as it lets us look back). The default answers [`ChannelError::Unsupported`]:
-    /// channels that send webhooks are not polled.
-    fn poll_orders<'a>(&'a self, cursor: Option<String>) -> BoxFuture<'a, Result<PollPage, ChannelError>> {
-        let _ = cursor;
+    /// Fetches the orders changed since `cursor` (`None`: the store's first poll, which
+    /// looks back `POLL_LOOKBACK` from `now`). The cursor is the connector's own text
+    /// (the poller keeps it durably, per store, and hands back the page's `next_cursor`
+    /// once every order of the page is kept and applied). `now` is the caller's clock. The
+    /// default answers [`ChannelError::Unsupported`]: channels that send webhooks are not
+    /// polled.
+    fn poll_orders<'a>(
+        &'a self,
+        cursor: Option<&'a str>,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<PollPage, ChannelError>> {
+        let _ = (cursor, now);
         let channel = self.channel();
         Box::pin(
             async move { Err(ChannelError::Unsupported { channel: channel_name(channel), what: "order polling" }) },
         )
+    }
+
+    /// Turns one polled order's raw JSON (a [`PolledOrder`]'s `body`, kept in the inbox
+    /// before it is parsed) into events. Called again on stored bodies by `stockpool
+    /// inbox replay`, so it must depend on nothing but its argument. The default refuses:
+    /// a channel that is not polled has no polled orders.
+    fn parse_polled(&self, body: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+        let _ = body;
+        Err(ParseError::NotPolled { channel: channel_name(self.channel()) })
+    }
+
+    /// The shortest time between two polls the channel allows, as it last reported it at
+    /// run time (Amazon's `x-amzn-RateLimit-Limit`) or else as it documents it; `None`
+    /// when it sets none. The poller never polls a store faster than this, whatever its
+    /// `poll_every_seconds`.
+    fn poll_interval_min(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// The store's credentials as they stand now, when a call changed them since the
+    /// connector was built (an OAuth refresh: a new access token, and on channels whose
+    /// refresh tokens rotate, a new refresh token), else `None`. The caller stores them
+    /// (sealed like every credential) before it builds the store's connector again, so a
+    /// rotated refresh token is never lost.
+    fn rotated_credentials(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Why the channel no longer lets us in, when a token refresh was refused (a revoked
+    /// app, a refresh token that expired): the caller pauses the store with this sentence
+    /// in its status instead of calling again and again. `None` while the store's
+    /// credentials work.
+    fn auth_refused(&self) -> Option<String> {
+        None
     }
 
     /// Checks that a webhook delivery comes from the channel. The intake answers 401 and
@@ -182,6 +223,12 @@ pub fn receiver(
 /// it): dispatchers look only at such stores' pending pushes.
 pub fn pushes_to(channel: Channel) -> bool {
     matches!(channel, Channel::Webhook | Channel::Shopify | Channel::Woocommerce)
+}
+
+/// Whether stockpool polls `channel` for its orders (SPEC section 5a: Etsy receipts,
+/// Amazon and eBay orders) rather than taking them by webhook.
+pub fn polls(channel: Channel) -> bool {
+    matches!(channel, Channel::Etsy | Channel::Amazon | Channel::Ebay)
 }
 
 /// The channel's name as SPEC and the API spell it (`shopify`, `webhook`, ...).

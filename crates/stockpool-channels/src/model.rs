@@ -89,13 +89,34 @@ impl AttemptResult {
     }
 }
 
+/// How far back a store's first poll looks (it has no cursor yet): a day, so that orders
+/// taken while the store was being set up are not missed, and no more, so that a new
+/// store does not take in a year of history.
+pub const POLL_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// A page of polled orders.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PollPage {
-    /// Orders (and cancellations) changed since the cursor, oldest first.
-    pub orders: Vec<InboundEvent>,
-    /// Where the next poll starts; `None` when the channel gave nothing to move it on.
+    /// Orders changed since the cursor, oldest first, each as the channel sent it.
+    pub orders: Vec<PolledOrder>,
+    /// Where the next poll starts; `None` when the channel gave nothing to move it on
+    /// (the poller keeps the cursor it had).
     pub next_cursor: Option<String>,
+    /// The channel has more changed orders than this page: poll again at once rather
+    /// than after `poll_every_seconds`.
+    pub more: bool,
+}
+
+/// One order a poll found, kept raw in the inbox before it is parsed
+/// (`Connector::parse_polled`), like a webhook delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolledOrder {
+    /// Deduplicates: the same order seen again in the same state changes nothing, an
+    /// update of it (a cancellation, a refund) is a new delivery. The channel's order id
+    /// with its last-modified time, e.g. `"1234567@1764590400"`.
+    pub delivery_id: String,
+    /// The order's own JSON object as the channel's answer held it.
+    pub body: Vec<u8>,
 }
 
 /// What a webhook delivery or a poll brought in.
@@ -165,6 +186,9 @@ pub struct StoreSettings {
     /// seller's own site takes what the seller says); for a marketplace the dispatcher
     /// caps the channel's documented rate by it.
     pub push_rate_per_second: Option<u32>,
+    /// The store's schedule when it is `{"every_minutes": N}` (`None`: realtime). Amazon
+    /// sends an interval store's changes as one listings feed per interval.
+    pub every_minutes: Option<u32>,
 }
 
 /// Secrets never reach a log: `Debug` shows whether they are set, not what they are.
@@ -177,6 +201,7 @@ impl fmt::Debug for StoreSettings {
             .field("secret", &self.secret.as_ref().map(|_| "<set>"))
             .field("credentials", &self.credentials.as_ref().map(|_| "<set>"))
             .field("push_rate_per_second", &self.push_rate_per_second)
+            .field("every_minutes", &self.every_minutes)
             .finish()
     }
 }

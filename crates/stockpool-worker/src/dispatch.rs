@@ -160,14 +160,7 @@ fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>, wants: &PageWants)
                 paused: extra.paused,
                 push_rate: extra.push_rate_per_second,
                 reconcile_every_minutes: extra.reconcile_every_minutes(),
-                settings: StoreSettings {
-                    code: s.code.clone(),
-                    url: extra.url,
-                    base_url: extra.base_url,
-                    secret: extra.secret,
-                    credentials: extra.credentials,
-                    push_rate_per_second: extra.push_rate_per_second,
-                },
+                settings: crate::store_settings(s, extra.clone()),
                 pending: if stockpool_channels::pushes_to(s.channel) { w.pending_pushes(s.id) } else { Vec::new() },
                 read_page: wants.get(&s.id).map(|&(after, n)| w.channel_listings(s.id, after, n)),
             }

@@ -16,9 +16,7 @@
 
 use std::sync::Arc;
 
-use stockpool_channels::{
-    channel_name, ConfigError, Connector, HeaderMap, HttpClient, InboundEvent, SignatureError, StoreSettings,
-};
+use stockpool_channels::{channel_name, ConfigError, Connector, HeaderMap, HttpClient, InboundEvent, SignatureError};
 use stockpool_core::{Channel, StoreId};
 use stockpool_store::inbox::{Apply, Delivery, InboxEvent, InboxOrder, NewDelivery, Outcome, Received};
 use stockpool_store::model::{public_id, Kind, OrderLineInput};
@@ -189,14 +187,7 @@ impl Intake {
             .read(ws, |w| {
                 let s = w.state.store(store)?;
                 let extra = w.store_extra.get(&store).cloned().unwrap_or_default();
-                let settings = StoreSettings {
-                    code: s.code.clone(),
-                    url: extra.url,
-                    base_url: extra.base_url,
-                    secret: extra.secret,
-                    credentials: extra.credentials,
-                    push_rate_per_second: extra.push_rate_per_second,
-                };
+                let settings = crate::store_settings(s, extra);
                 Some((s.channel, settings))
             })
             .await?;
@@ -217,7 +208,13 @@ impl Intake {
     /// marked `failed` with the parser's sentence; otherwise the writer applies its events
     /// and marks it in one transaction.
     async fn apply(&self, r: &Receiver, id: i64, headers: &HeaderMap, body: &[u8]) -> Result<Taken, IntakeError> {
-        let events = match r.connector.parse_webhook(headers, body) {
+        // A polled channel's inbox rows are the orders its polls found (`poll.rs`).
+        let parsed = if stockpool_channels::polls(r.connector.channel()) {
+            r.connector.parse_polled(body)
+        } else {
+            r.connector.parse_webhook(headers, body)
+        };
+        let events = match parsed {
             Ok(events) => events,
             Err(e) => {
                 let detail = e.to_string();

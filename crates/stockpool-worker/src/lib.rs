@@ -14,9 +14,29 @@ pub mod dispatch;
 pub mod intake;
 pub mod sweeper;
 
+use stockpool_channels::StoreSettings;
+use stockpool_core::{Schedule, Store};
+use stockpool_store::model::StoreExtra;
 use stockpool_store::{Clock, NodeId, Storage, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// What a store's connector is built from: the store's code and schedule with its
+/// settings (the sealed secret and credentials already opened by the workspace load).
+pub fn store_settings(store: &Store, extra: StoreExtra) -> StoreSettings {
+    StoreSettings {
+        code: store.code.clone(),
+        url: extra.url,
+        base_url: extra.base_url,
+        secret: extra.secret,
+        credentials: extra.credentials,
+        push_rate_per_second: extra.push_rate_per_second,
+        every_minutes: match store.schedule {
+            Schedule::EveryMinutes(n) => Some(n),
+            Schedule::Realtime => None,
+        },
+    }
+}
 
 /// Why the workers could not start.
 #[derive(Debug, thiserror::Error)]

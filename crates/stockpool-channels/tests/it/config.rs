@@ -107,7 +107,7 @@ async fn the_webhook_cannot_read_back_or_poll() {
     let error = hook.read_back(&[]).await.unwrap_err();
     assert!(matches!(error, ChannelError::Unsupported { .. }));
     assert_eq!(error.to_string(), "the webhook channel offers no read back");
-    let error = hook.poll_orders(None).await.unwrap_err();
+    let error = hook.poll_orders(None, NOW).await.unwrap_err();
     assert_eq!(error.to_string(), "the webhook channel offers no order polling");
     // An empty batch makes no call and gives no attempt.
     assert!(hook.push(&[], NOW).await.is_empty());
