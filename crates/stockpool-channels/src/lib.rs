@@ -14,6 +14,7 @@
 //! - `model.rs`: the data that crosses the trait (pushes, attempts, inbound orders, limits).
 //! - `error.rs`: the error enums, each message a sentence.
 //! - `http.rs`: the shared `reqwest::Client`, the timeouts and what an answer means.
+//! - `oauth.rs`: OAuth 2 refresh-token grants and the access-token cache (Etsy, Amazon, eBay).
 //! - `sign.rs`: HMAC-SHA256 signing and constant-time verification.
 //! - `time.rs`: RFC 3339 from a `Timestamp`, without a date library.
 //! - `webhook.rs`: the generic `webhook` channel.
@@ -25,6 +26,7 @@ mod error;
 pub mod http;
 mod manual;
 mod model;
+pub mod oauth;
 pub mod shopify;
 mod sign;
 mod time;

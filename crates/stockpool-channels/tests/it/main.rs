@@ -5,6 +5,7 @@
 
 mod config;
 mod inbound;
+mod oauth;
 mod push;
 mod receiver;
 mod tidy;
