@@ -821,10 +821,14 @@ async fn list_sync_records(
         Ok(rows
             .into_iter()
             .map(|r| {
+                // A poll's record names no listing, SKU or quantity.
+                let poll = r.is_poll();
                 json!({
-                    "id": format!("sr_{}", r.id), "listing": public_id(Kind::Listing, w.id, r.listing as u64),
-                    "store": w.store_code(stockpool_core::StoreId(r.store as u64)), "sku": w.sku(stockpool_core::ItemId(r.item as u64)),
-                    "old_quantity": r.old_quantity, "new_quantity": r.new_quantity, "reason": r.reason,
+                    "id": format!("sr_{}", r.id),
+                    "listing": (!poll).then(|| public_id(Kind::Listing, w.id, r.listing as u64)),
+                    "store": w.store_code(stockpool_core::StoreId(r.store as u64)),
+                    "sku": (!poll).then(|| w.sku(stockpool_core::ItemId(r.item as u64))),
+                    "old_quantity": r.old_quantity, "new_quantity": (!poll).then_some(r.new_quantity), "reason": r.reason,
                     "rule": r.rule.map(|(id, v)| json!({"id": public_id(Kind::Rule, w.id, id as u64), "version": v})),
                     "result": r.result, "status_code": r.status_code, "detail": r.detail, "attempt": r.attempt,
                     "created_at": stockpool_store::workspace::millis_to_rfc3339(r.created_at),
