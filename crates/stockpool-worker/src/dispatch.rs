@@ -414,8 +414,8 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
         reconcile(&mut known, &mut reconcile_at, &snap, now);
         // 3. Claim and send what the policy allows now, while the lease is usable.
         if held.usable(now) {
-            claim(ws, &mut known, &snap, held, &mut calls, now);
-            poll::start(ws, &mut known, &snap, held.generation, &mut calls, now);
+            claim(&shared, ws, &mut known, &snap, held, &mut calls, now);
+            poll::start(&shared, ws, &mut known, &snap, held.generation, &mut calls, now);
         }
 
         // 4. Wait for a call to return, a commit, the policy's next moment, or stop.
@@ -572,6 +572,8 @@ fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: H
                     };
                     let config = PushConfig { intake, ..push_config(connector.as_ref(), s.schedule, s.push_rate) };
                     policy.configure_store(s.id, config, now);
+                    let rate_milli = (config.rate.refill * 1000 * 1000 / config.rate.per_ms.max(1)) as u64;
+                    shared.store.metrics().pushes.record(ws, s.id.0 as i64, |m| m.rate_milli = rate_milli);
                     // Taken over from another node: its bucket may be spent; wait as long
                     // as it would take to refill.
                     if let Some(at) = held.taken_over_at {
@@ -644,7 +646,16 @@ fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: H
 }
 
 /// Claims every batch the policy allows now and sends each through its store's connector.
-fn claim(ws: i64, known: &mut Known, snap: &Snapshot, held: Held, calls: &mut JoinSet<Done>, now: Timestamp) {
+fn claim(
+    shared: &Shared,
+    ws: i64,
+    known: &mut Known,
+    snap: &Snapshot,
+    held: Held,
+    calls: &mut JoinSet<Done>,
+    now: Timestamp,
+) {
+    let metrics = shared.store.metrics();
     for s in &snap.stores {
         let Some(c) = known.connected.get(&s.id) else { continue };
         if let (Some(pass), Some(page)) = (known.reads.get_mut(&s.id), &s.read_page) {
@@ -665,6 +676,7 @@ fn claim(ws: i64, known: &mut Known, snap: &Snapshot, held: Held, calls: &mut Jo
                     };
                     let connector = c.connector.clone();
                     let store = s.id;
+                    metrics.pushes.record(ws, store.0 as i64, |m| m.calls += 1);
                     let span = tracing::debug_span!("read_back", workspace = ws, store = store.0, page = page.len());
                     calls.spawn(tracing::Instrument::instrument(
                         async move {
@@ -710,6 +722,8 @@ fn claim(ws: i64, known: &mut Known, snap: &Snapshot, held: Held, calls: &mut Jo
             }
             let connector = c.connector.clone();
             let store = s.id;
+            let made = if connector.limits().call_per_item { claimed.items.len() as u64 } else { 1 };
+            metrics.pushes.record(ws, store.0 as i64, |m| m.calls += made);
             let span = tracing::debug_span!("push", workspace = ws, store = store.0, batch = claimed.items.len());
             calls.spawn(tracing::Instrument::instrument(
                 async move {

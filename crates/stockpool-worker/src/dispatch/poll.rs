@@ -59,6 +59,7 @@ pub(super) struct PollCall {
 /// Starts every poll that is due: connected stores of polled channels whose time came and
 /// that were not paused for refused credentials.
 pub(super) fn start(
+    shared: &Shared,
     ws: i64,
     known: &mut Known,
     snap: &Snapshot,
@@ -89,6 +90,7 @@ pub(super) fn start(
             continue;
         }
         polls.out.insert(s.id);
+        shared.store.metrics().pushes.record(ws, s.id.0 as i64, |m| m.calls += 1);
         let cursor = s.poll_cursor.clone();
         let store = s.id;
         let call = PollCall { started_at: now, generation, connector };
@@ -189,6 +191,7 @@ pub(super) async fn returned(
     keep_connection(shared, ws, known, store, &call.connector, Some(ended), call.generation).await?;
     if ok {
         known.policy.intake_caught_up(store, call.started_at);
+        shared.store.metrics().pushes.record(ws, store.0 as i64, |m| m.polled_at = Some(call.started_at));
     }
     Ok(())
 }
