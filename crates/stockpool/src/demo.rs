@@ -150,8 +150,9 @@ pub async fn seed(store: &Storage, all: &Shops) -> anyhow::Result<Login> {
         c.push(Command::CreateStore(cmd(
             json!({"code": "stall", "name": "Market stall", "channel": "manual", "schedule": {"every_minutes": 60}}),
         )?));
-        for ((code, mut settings), (name, channel)) in
-            marketplace_settings(all).into_iter().zip([("Shopify shop", "shopify"), ("WooCommerce shop", "woocommerce")])
+        for ((code, mut settings), (name, channel)) in marketplace_settings(all)
+            .into_iter()
+            .zip([("Shopify shop", "shopify"), ("WooCommerce shop", "woocommerce")])
         {
             settings["code"] = code.into();
             settings["name"] = name.into();

@@ -61,7 +61,7 @@ fn demo_serves_a_seeded_shop_with_a_working_login_and_shoppers_that_order() {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let get = |path: &str| http.get(format!("{base}{path}")).bearer_auth(&token).send();
         let listings: serde_json::Value = get("/api/v1/listings").await.unwrap().json().await.unwrap();
-        assert_eq!(listings["data"].as_array().unwrap().len(), 12, "4 SKUs on 3 stores");
+        assert_eq!(listings["data"].as_array().unwrap().len(), 20, "4 SKUs on 5 stores");
         // The printed login works on the dashboard.
         let form = http.get(format!("{base}/login")).send().await.unwrap();
         let cookie = form.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
@@ -91,9 +91,11 @@ fn demo_serves_a_seeded_shop_with_a_working_login_and_shoppers_that_order() {
             .unwrap()
             .to_string();
 
-        // Both emulated webhook shops take pushes, and the dashboard shows each store's last ones.
+        // Both emulated webhook shops, the emulated Shopify shop and the emulated WooCommerce
+        // shop take pushes through their channel's API, and the dashboard shows each store's
+        // last ones.
         let deadline = Instant::now() + Duration::from_secs(30);
-        for shop in ["site", "market"] {
+        for shop in ["site", "market", "shopify", "woo"] {
             loop {
                 let r: serde_json::Value =
                     get(&format!("/api/v1/sync-records?store={shop}&result=ok")).await.unwrap().json().await.unwrap();
@@ -118,8 +120,9 @@ fn demo_serves_a_seeded_shop_with_a_working_login_and_shoppers_that_order() {
                 orders.iter().filter(|o| o["status"] == "needs_attention").collect();
             assert!(oversold.is_empty(), "an emulated shopper bought what was not shown: {oversold:?}");
             let by_webhook = orders.iter().any(|o| {
-                (o["store"] == "site" || o["store"] == "market")
-                    && o["external_id"].as_str().is_some_and(|e| e.starts_with("DEMO-"))
+                let ext = o["external_id"].as_str().unwrap_or("");
+                ((o["store"] == "site" || o["store"] == "market") && ext.starts_with("DEMO-"))
+                    || ((o["store"] == "shopify" || o["store"] == "woo") && ext.starts_with("700"))
             });
             if by_webhook {
                 break;
