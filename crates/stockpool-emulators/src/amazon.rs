@@ -269,8 +269,9 @@ impl AmazonAccount {
     }
 
     /// Places (or replaces) an order: `items` are (seller SKU, ASIN, quantity); `updated`
-    /// is its `lastUpdatedTime` (RFC 3339, seconds, `Z`).
-    pub fn put_order(&self, order_id: &str, updated: &str, status: &str, items: &[(&str, &str, i64)]) {
+    /// is its `lastUpdatedTime` in seconds since the epoch.
+    pub fn put_order(&self, order_id: &str, updated: i64, status: &str, items: &[(&str, &str, i64)]) {
+        let updated = &time_stamp(updated);
         let items: Vec<Value> = items
             .iter()
             .enumerate()
@@ -294,8 +295,9 @@ impl AmazonAccount {
         self.state().orders.insert(order_id.to_string(), Order { json, updated });
     }
 
-    /// Cancels an order at `updated`: `fulfillmentStatus` `CANCELLED`.
-    pub fn cancel_order(&self, order_id: &str, updated: &str) -> bool {
+    /// Cancels an order at `updated` (seconds since the epoch): `fulfillmentStatus` `CANCELLED`.
+    pub fn cancel_order(&self, order_id: &str, updated: i64) -> bool {
+        let updated = &time_stamp(updated);
         let mut s = self.state();
         let Some(order) = s.orders.get_mut(order_id) else { return false };
         order.json["fulfillment"]["fulfillmentStatus"] = json!("CANCELLED");
@@ -321,6 +323,21 @@ impl Drop for AmazonAccount {
             let _ = stop.send(());
         }
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of seconds since the epoch.
+pub fn time_stamp(seconds: i64) -> String {
+    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
