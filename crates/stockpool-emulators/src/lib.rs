@@ -14,9 +14,12 @@
 //!   compare-and-set, idempotency keys) and the webhooks it signs.
 //! - `woocommerce.rs`: a WooCommerce site (REST `wc/v3` batches and reads, Basic auth,
 //!   the batch cap, signed webhooks and the ping).
+//! - `amazon.rs`: an Amazon seller account (SP-API listings patches, the listings feed
+//!   flow with its upload URL, searchOrders; LWA tokens that expire; usage-plan rates).
 //! - `post.rs`: the webhook `POST` the emulators send, on a raw connection.
 //! - `faults.rs`: seeded fault injection (429, 5xx, slow answers) shared by emulators.
 
+pub mod amazon;
 pub mod faults;
 mod post;
 pub mod shopify;

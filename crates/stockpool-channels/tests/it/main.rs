@@ -3,6 +3,7 @@
 //! Connectors are tested against real loopback receivers (`receiver.rs`), so what goes on
 //! the wire is what a seller's endpoint would see.
 
+mod amazon;
 mod config;
 mod inbound;
 mod oauth;

@@ -1,6 +1,7 @@
 //! The HTTP API's behaviour, spawned for real on a random port, on SQLite and on
 //! PostgreSQL (a throwaway cluster started by the suite): one test binary.
 
+mod amazon;
 mod api;
 mod bad_input;
 mod concurrency;
