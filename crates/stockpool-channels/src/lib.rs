@@ -21,8 +21,10 @@
 //! - `shopify.rs`: the `shopify` channel (Admin GraphQL, cost-paced; signed webhooks).
 //! - `manual.rs`: why the `manual` channel has no connector.
 //! - `woocommerce.rs`: the `woocommerce` channel (REST `wc/v3`, batch pushes, webhooks).
+//! - `etsy.rs`: the `etsy` channel (Open API v3 inventory GET+PUT, polled receipts, OAuth).
 
 mod error;
+pub mod etsy;
 pub mod http;
 mod manual;
 mod model;
@@ -199,7 +201,8 @@ pub fn connector_with(
         Channel::Manual => manual::connector(&settings),
         Channel::Woocommerce => Ok(Some(Arc::new(WoocommerceConnector::new(&settings, client, request_timeout)?))),
         Channel::Shopify => Ok(Some(Arc::new(shopify::ShopifyConnector::new(&settings, client, request_timeout)?))),
-        Channel::Etsy | Channel::Amazon | Channel::Ebay => {
+        Channel::Etsy => Ok(Some(Arc::new(etsy::EtsyConnector::new(&settings, client, request_timeout)?))),
+        Channel::Amazon | Channel::Ebay => {
             Err(ConfigError::NotBuiltYet { channel: channel_name(channel), store: settings.code })
         }
     }
@@ -224,7 +227,7 @@ pub fn receiver(
 /// Whether stockpool pushes quantities to stores of `channel` (a connector is built for
 /// it): dispatchers look only at such stores' pending pushes.
 pub fn pushes_to(channel: Channel) -> bool {
-    matches!(channel, Channel::Webhook | Channel::Shopify | Channel::Woocommerce)
+    matches!(channel, Channel::Webhook | Channel::Shopify | Channel::Woocommerce | Channel::Etsy)
 }
 
 /// Whether stockpool polls `channel` for its orders (SPEC section 5a: Etsy receipts,

@@ -14,9 +14,12 @@
 //!   compare-and-set, idempotency keys) and the webhooks it signs.
 //! - `woocommerce.rs`: a WooCommerce site (REST `wc/v3` batches and reads, Basic auth,
 //!   the batch cap, signed webhooks and the ping).
+//! - `etsy.rs`: an Etsy shop (Open API v3 inventory GET/PUT, listing state, receipts,
+//!   rotating OAuth refresh tokens, the rate headers and 429).
 //! - `post.rs`: the webhook `POST` the emulators send, on a raw connection.
 //! - `faults.rs`: seeded fault injection (429, 5xx, slow answers) shared by emulators.
 
+pub mod etsy;
 pub mod faults;
 mod post;
 pub mod shopify;
