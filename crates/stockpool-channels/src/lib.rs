@@ -22,9 +22,11 @@
 //! - `manual.rs`: why the `manual` channel has no connector.
 //! - `woocommerce.rs`: the `woocommerce` channel (REST `wc/v3`, batch pushes, webhooks).
 //! - `amazon.rs`: the `amazon` channel (SP-API: listings patches or a listings feed, searchOrders polled, LWA).
+//! - `etsy.rs`: the `etsy` channel (Open API v3 inventory GET+PUT, polled receipts, OAuth).
 
 pub mod amazon;
 mod error;
+pub mod etsy;
 pub mod http;
 mod manual;
 mod model;
@@ -202,7 +204,8 @@ pub fn connector_with(
         Channel::Woocommerce => Ok(Some(Arc::new(WoocommerceConnector::new(&settings, client, request_timeout)?))),
         Channel::Shopify => Ok(Some(Arc::new(shopify::ShopifyConnector::new(&settings, client, request_timeout)?))),
         Channel::Amazon => Ok(Some(Arc::new(amazon::AmazonConnector::new(&settings, client, request_timeout)?))),
-        Channel::Etsy | Channel::Ebay => {
+        Channel::Etsy => Ok(Some(Arc::new(etsy::EtsyConnector::new(&settings, client, request_timeout)?))),
+        Channel::Ebay => {
             Err(ConfigError::NotBuiltYet { channel: channel_name(channel), store: settings.code })
         }
     }
@@ -227,7 +230,10 @@ pub fn receiver(
 /// Whether stockpool pushes quantities to stores of `channel` (a connector is built for
 /// it): dispatchers look only at such stores' pending pushes.
 pub fn pushes_to(channel: Channel) -> bool {
-    matches!(channel, Channel::Webhook | Channel::Shopify | Channel::Woocommerce | Channel::Amazon)
+    matches!(
+        channel,
+        Channel::Webhook | Channel::Shopify | Channel::Woocommerce | Channel::Amazon | Channel::Etsy
+    )
 }
 
 /// Whether stockpool polls `channel` for its orders (SPEC section 5a: Etsy receipts,

@@ -16,10 +16,13 @@
 //!   the batch cap, signed webhooks and the ping).
 //! - `amazon.rs`: an Amazon seller account (SP-API listings patches, the listings feed
 //!   flow with its upload URL, searchOrders; LWA tokens that expire; usage-plan rates).
+//! - `etsy.rs`: an Etsy shop (Open API v3 inventory GET/PUT, listing state, receipts,
+//!   rotating OAuth refresh tokens, the rate headers and 429).
 //! - `post.rs`: the webhook `POST` the emulators send, on a raw connection.
 //! - `faults.rs`: seeded fault injection (429, 5xx, slow answers) shared by emulators.
 
 pub mod amazon;
+pub mod etsy;
 pub mod faults;
 mod post;
 pub mod shopify;

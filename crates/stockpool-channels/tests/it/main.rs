@@ -5,6 +5,7 @@
 
 mod amazon;
 mod config;
+mod etsy;
 mod inbound;
 mod oauth;
 mod push;
