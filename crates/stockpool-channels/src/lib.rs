@@ -21,7 +21,10 @@
 //! - `shopify.rs`: the `shopify` channel (Admin GraphQL, cost-paced; signed webhooks).
 //! - `manual.rs`: why the `manual` channel has no connector.
 //! - `woocommerce.rs`: the `woocommerce` channel (REST `wc/v3`, batch pushes, webhooks).
+//! - `ebay.rs`: the `ebay` channel (Sell Inventory bulk pushes, 207 per listing, polled
+//!   Fulfillment orders).
 
+pub mod ebay;
 mod error;
 pub mod http;
 mod manual;
@@ -199,7 +202,8 @@ pub fn connector_with(
         Channel::Manual => manual::connector(&settings),
         Channel::Woocommerce => Ok(Some(Arc::new(WoocommerceConnector::new(&settings, client, request_timeout)?))),
         Channel::Shopify => Ok(Some(Arc::new(shopify::ShopifyConnector::new(&settings, client, request_timeout)?))),
-        Channel::Etsy | Channel::Amazon | Channel::Ebay => {
+        Channel::Ebay => Ok(Some(Arc::new(ebay::EbayConnector::new(&settings, client, request_timeout)?))),
+        Channel::Etsy | Channel::Amazon => {
             Err(ConfigError::NotBuiltYet { channel: channel_name(channel), store: settings.code })
         }
     }
@@ -224,7 +228,7 @@ pub fn receiver(
 /// Whether stockpool pushes quantities to stores of `channel` (a connector is built for
 /// it): dispatchers look only at such stores' pending pushes.
 pub fn pushes_to(channel: Channel) -> bool {
-    matches!(channel, Channel::Webhook | Channel::Shopify | Channel::Woocommerce)
+    matches!(channel, Channel::Webhook | Channel::Shopify | Channel::Woocommerce | Channel::Ebay)
 }
 
 /// Whether stockpool polls `channel` for its orders (SPEC section 5a: Etsy receipts,

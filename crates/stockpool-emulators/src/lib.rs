@@ -14,15 +14,19 @@
 //!   compare-and-set, idempotency keys) and the webhooks it signs.
 //! - `woocommerce.rs`: a WooCommerce site (REST `wc/v3` batches and reads, Basic auth,
 //!   the batch cap, signed webhooks and the ping).
+//! - `ebay.rs`: an eBay seller account (the OAuth token endpoint, Sell Inventory bulk
+//!   updates with 207 answers and getOffer, Fulfillment getOrders with its filter).
 //! - `post.rs`: the webhook `POST` the emulators send, on a raw connection.
 //! - `faults.rs`: seeded fault injection (429, 5xx, slow answers) shared by emulators.
 
+pub mod ebay;
 pub mod faults;
 mod post;
 pub mod shopify;
 pub mod webhook;
 pub mod woocommerce;
 
+pub use ebay::{EbayConfig, EbaySeller};
 pub use faults::Faults;
 pub use webhook::{Received, ShopConfig, Shown, WebhookShop};
 pub use woocommerce::{WooConfig, WooSite};

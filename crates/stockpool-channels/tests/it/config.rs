@@ -58,7 +58,7 @@ fn a_manual_store_has_no_connector() {
 
 #[test]
 fn marketplaces_are_not_built_yet() {
-    for (channel, name) in [(Channel::Etsy, "etsy"), (Channel::Amazon, "amazon"), (Channel::Ebay, "ebay")] {
+    for (channel, name) in [(Channel::Etsy, "etsy"), (Channel::Amazon, "amazon")] {
         check_refused(
             channel,
             StoreSettings { code: "shop".into(), ..StoreSettings::default() },
