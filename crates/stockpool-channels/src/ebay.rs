@@ -1177,7 +1177,10 @@ mod tests {
             assert_eq!(Cursor::parse(bad), None, "{bad:?}");
         }
         // After a set: the overlap before the latest seen, never before the start.
-        assert_eq!(mid.after(), Cursor { from: Timestamp(1_438_716_000_000 - CURSOR_OVERLAP_MS), offset: 0, seen: None });
+        assert_eq!(
+            mid.after(),
+            Cursor { from: Timestamp(1_438_716_000_000 - CURSOR_OVERLAP_MS), offset: 0, seen: None }
+        );
         let close = Cursor { seen: Some(Timestamp(c.from.0 + 1000)), ..c };
         assert_eq!(close.after(), c);
     }

@@ -468,7 +468,6 @@ fn line_item(order_id: &str, n: usize, sku: &str, quantity: i64, listing: &str) 
 fn order_body(order_id: &str, at: i64, items: &[Value]) -> Value {
     json!({
         "orderId": order_id,
-        "legacyOrderId": format!("{order_id}-legacy"),
         "creationDate": iso(at),
         "lastModifiedDate": iso(at),
         "orderFulfillmentStatus": "NOT_STARTED",

@@ -4,6 +4,7 @@
 //! the wire is what a seller's endpoint would see.
 
 mod config;
+mod ebay;
 mod inbound;
 mod oauth;
 mod push;

@@ -5,6 +5,7 @@ mod api;
 mod bad_input;
 mod concurrency;
 mod dashboard;
+mod ebay;
 mod faults;
 mod helpers;
 mod inbound;
