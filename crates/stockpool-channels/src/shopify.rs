@@ -180,10 +180,10 @@ struct CallFailure {
 
 /// What a read found of one variant.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Level {
-    inventory_item: String,
+pub struct Level {
+    pub inventory_item: String,
     /// `available` at the store's location; `None` when the item is not stocked there.
-    available: Option<Qty>,
+    pub available: Option<Qty>,
 }
 
 /// The connector of one `shopify` store.
@@ -397,17 +397,7 @@ impl ShopifyConnector {
         let ids: Vec<String> = variants.iter().map(|v| format!("gid://shopify/ProductVariant/{v}")).collect();
         let cost = READ_COST_PER_ID * variants.len() as u32;
         let answer = self.call(READ_QUERY, json!({"ids": ids, "location": self.location}), cost).await?;
-        let nodes = answer.pointer("/data/nodes").and_then(Value::as_array).cloned().unwrap_or_default();
-        let mut found = HashMap::new();
-        for (variant, node) in variants.iter().zip(nodes.iter()) {
-            let Some(item) = node.pointer("/inventoryItem/id").and_then(Value::as_str) else { continue };
-            let available = node
-                .pointer("/inventoryItem/inventoryLevel/quantities")
-                .and_then(Value::as_array)
-                .and_then(|qs| qs.iter().find(|q| q.get("name").and_then(Value::as_str) == Some("available")))
-                .and_then(|q| q.get("quantity").and_then(Value::as_i64));
-            found.insert(variant.to_string(), Level { inventory_item: item.to_string(), available });
-        }
+        let found = read_levels(&answer, variants);
         self.remember(found.iter().map(|(v, l)| (v.clone(), l.inventory_item.clone())));
         Ok(found)
     }
@@ -501,32 +491,56 @@ impl ShopifyConnector {
             }
         };
         self.settle_key(&digest, &key, true);
-        let errors = answer
-            .pointer("/data/inventorySetQuantities/userErrors")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut named = HashMap::new();
-        let mut unnamed = Vec::new();
-        for e in errors {
-            let code = e.get("code").and_then(Value::as_str).unwrap_or("").to_string();
-            let message = e.get("message").and_then(Value::as_str).unwrap_or("").to_string();
-            let index = e
-                .get("field")
-                .and_then(Value::as_array)
-                .and_then(|f| f.get(2))
-                .and_then(|i| i.as_str().map(str::to_string).or_else(|| i.as_u64().map(|n| n.to_string())))
-                .and_then(|i| i.parse::<usize>().ok())
-                .filter(|i| *i < entries.len());
-            match index {
-                Some(i) => {
-                    named.insert(i, (code, message));
-                }
-                None => unnamed.push(format!("{code}: {message}")),
-            }
-        }
-        Ok((named, unnamed))
+        Ok(user_errors(&answer, entries.len()))
     }
+}
+
+/// What a `nodes(ids:)` answer says of each of `variants` (in the order they were asked
+/// for): its inventory item and `available` quantity, for those Shopify knows.
+pub fn read_levels(answer: &Value, variants: &[&str]) -> HashMap<String, Level> {
+    let nodes = answer.pointer("/data/nodes").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut found = HashMap::new();
+    for (variant, node) in variants.iter().zip(nodes.iter()) {
+        let Some(item) = node.pointer("/inventoryItem/id").and_then(Value::as_str) else { continue };
+        let available = node
+            .pointer("/inventoryItem/inventoryLevel/quantities")
+            .and_then(Value::as_array)
+            .and_then(|qs| qs.iter().find(|q| q.get("name").and_then(Value::as_str) == Some("available")))
+            .and_then(|q| q.get("quantity").and_then(Value::as_i64));
+        found.insert(variant.to_string(), Level { inventory_item: item.to_string(), available });
+    }
+    found
+}
+
+/// The user errors of an `inventorySetQuantities` answer for a call of `entries`
+/// quantities: those naming a quantity by its index (`field: ["input", "quantities", i]`)
+/// as (code, message), and the sentences of those naming none.
+pub fn user_errors(answer: &Value, entries: usize) -> (HashMap<usize, (String, String)>, Vec<String>) {
+    let errors = answer
+        .pointer("/data/inventorySetQuantities/userErrors")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut named = HashMap::new();
+    let mut unnamed = Vec::new();
+    for e in errors {
+        let code = e.get("code").and_then(Value::as_str).unwrap_or("").to_string();
+        let message = e.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+        let index = e
+            .get("field")
+            .and_then(Value::as_array)
+            .and_then(|f| f.get(2))
+            .and_then(|i| i.as_str().map(str::to_string).or_else(|| i.as_u64().map(|n| n.to_string())))
+            .and_then(|i| i.parse::<usize>().ok())
+            .filter(|i| *i < entries);
+        match index {
+            Some(i) => {
+                named.insert(i, (code, message));
+            }
+            None => unnamed.push(format!("{code}: {message}")),
+        }
+    }
+    (named, unnamed)
 }
 
 fn attempt(

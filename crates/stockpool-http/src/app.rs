@@ -12,6 +12,8 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     workers: stockpool_worker::WorkerOptions,
+    /// The workers' clock: the wall clock unless a test moves it on.
+    worker_clock: stockpool_store::Clock,
 }
 
 impl Application {
@@ -21,12 +23,26 @@ impl Application {
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
         let address = listener.local_addr()?;
-        Ok(Application { store, listener, address, workers: stockpool_worker::WorkerOptions::default() })
+        Ok(Application {
+            store,
+            listener,
+            address,
+            workers: stockpool_worker::WorkerOptions::default(),
+            worker_clock: stockpool_store::system_clock(),
+        })
     }
 
     /// The same application whose workers run with `options` (tests shorten timeouts).
     pub fn with_worker_options(mut self, options: stockpool_worker::WorkerOptions) -> Application {
         self.workers = options;
+        self
+    }
+
+    /// The same application whose workers read time from `clock`. It must move on by
+    /// itself (dispatchers pace pushes by it): tests give the wall clock plus however far
+    /// they moved the server on, so that a period of minutes passes at once.
+    pub fn with_worker_clock(mut self, clock: stockpool_store::Clock) -> Application {
+        self.worker_clock = clock;
         self
     }
 
@@ -37,7 +53,7 @@ impl Application {
     /// Serves until `shutdown` resolves, then drains requests and stops the workers.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let workers =
-            stockpool_worker::Workers::start_with(self.store.clone(), stockpool_store::system_clock(), self.workers)
+            stockpool_worker::Workers::start_with(self.store.clone(), self.worker_clock.clone(), self.workers)
                 .map_err(|e| std::io::Error::other(format!("cannot start the workers: {e}")))?;
         let intake = stockpool_worker::intake::Intake::new(self.store.clone())
             .map_err(|e| std::io::Error::other(format!("cannot start the webhook intake: {e}")))?;

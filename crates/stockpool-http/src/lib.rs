@@ -326,6 +326,34 @@ fn store_metrics(
             writeln!(text, "stockpool_store_staleness_seconds_sum{{{l}}} {:.3}", p.staleness_sum_ms as f64 / 1000.0);
         let _ = writeln!(text, "stockpool_store_staleness_seconds_count{{{l}}} {cumulative}");
     }
+    let _ = writeln!(
+        text,
+        "# HELP stockpool_store_channel_calls_total Calls made to the store's channel: pushes, read-backs and polls."
+    );
+    let _ = writeln!(text, "# TYPE stockpool_store_channel_calls_total counter");
+    for (l, p, _) in &labels {
+        let _ = writeln!(text, "stockpool_store_channel_calls_total{{{l}}} {}", p.map_or(0, |p| p.calls));
+    }
+    let _ = writeln!(
+        text,
+        "# HELP stockpool_store_rate_limit_calls_per_second The rate the store's calls are paced by (its budget; 0: not pushed by this node)."
+    );
+    let _ = writeln!(text, "# TYPE stockpool_store_rate_limit_calls_per_second gauge");
+    for (l, p, _) in &labels {
+        let rate = p.map_or(0, |p| p.rate_milli) as f64 / 1000.0;
+        let _ = writeln!(text, "stockpool_store_rate_limit_calls_per_second{{{l}}} {rate:.3}");
+    }
+    let _ = writeln!(
+        text,
+        "# HELP stockpool_store_poll_lag_seconds Since the store's last completed order poll started (polled channels)."
+    );
+    let _ = writeln!(text, "# TYPE stockpool_store_poll_lag_seconds gauge");
+    for (l, p, _) in &labels {
+        if let Some(at) = p.and_then(|p| p.polled_at) {
+            let _ =
+                writeln!(text, "stockpool_store_poll_lag_seconds{{{l}}} {:.3}", (now.0 - at.0).max(0) as f64 / 1000.0);
+        }
+    }
 }
 
 /// The body limit's own 413 is plain text; every answer of ours is a problem.
@@ -821,10 +849,14 @@ async fn list_sync_records(
         Ok(rows
             .into_iter()
             .map(|r| {
+                // A poll's record names no listing, SKU or quantity.
+                let poll = r.is_poll();
                 json!({
-                    "id": format!("sr_{}", r.id), "listing": public_id(Kind::Listing, w.id, r.listing as u64),
-                    "store": w.store_code(stockpool_core::StoreId(r.store as u64)), "sku": w.sku(stockpool_core::ItemId(r.item as u64)),
-                    "old_quantity": r.old_quantity, "new_quantity": r.new_quantity, "reason": r.reason,
+                    "id": format!("sr_{}", r.id),
+                    "listing": (!poll).then(|| public_id(Kind::Listing, w.id, r.listing as u64)),
+                    "store": w.store_code(stockpool_core::StoreId(r.store as u64)),
+                    "sku": (!poll).then(|| w.sku(stockpool_core::ItemId(r.item as u64))),
+                    "old_quantity": r.old_quantity, "new_quantity": (!poll).then_some(r.new_quantity), "reason": r.reason,
                     "rule": r.rule.map(|(id, v)| json!({"id": public_id(Kind::Rule, w.id, id as u64), "version": v})),
                     "result": r.result, "status_code": r.status_code, "detail": r.detail, "attempt": r.attempt,
                     "created_at": stockpool_store::workspace::millis_to_rfc3339(r.created_at),

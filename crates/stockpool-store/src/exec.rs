@@ -42,6 +42,10 @@ pub enum Command {
     /// one transaction (`inbox.rs`). Never refused: an event that fails is the delivery's
     /// `failed` outcome, written while nothing else of it is.
     Deliver(Apply),
+    /// What a store's connection learned outside a push: a completed poll (its cursor and
+    /// its sync record), tokens the channel rotated, or a refusal that pauses the store
+    /// (`Connection`). Fenced like a settle.
+    Connection(Connection),
     Sweep,
     /// Forgets sales that left the `buffer: auto` window (`velocity.rs`).
     AgeSales,
@@ -60,6 +64,39 @@ pub struct Settle {
     /// settles unfenced (tests, and tools that push no channel).
     pub fence: Option<crate::lease::Fence>,
 }
+
+/// What a store's connection learned outside a push (`Command::Connection`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Connection {
+    pub store: StoreId,
+    /// A poll ended: its sync record, and where the next one starts.
+    pub poll: Option<PollEnded>,
+    /// The store's credentials after the channel rotated its tokens, to seal and keep.
+    pub credentials: Option<serde_json::Value>,
+    /// The channel refused the store's credentials: pause it with this sentence.
+    pub pause: Option<String>,
+    /// As `Settle::fence`.
+    pub fence: Option<crate::lease::Fence>,
+}
+
+/// How one order poll of a store ended: recorded as a sync record of reason `poll`
+/// (SPEC section 5a: every poll is one), with no listing, SKU or quantity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollEnded {
+    /// `ok`, `retry` or `failed`.
+    pub result: SyncResult,
+    pub status_code: Option<u16>,
+    /// What it found (`"3 orders; 1 new"`) or what went wrong, as a sentence.
+    pub detail: Option<String>,
+    /// The connector's cursor for the next poll; `None` keeps the one the store has.
+    pub cursor: Option<String>,
+    /// When the poll started: orders the channel took before then are in.
+    pub started_at: Timestamp,
+}
+
+/// The `listing_id` and `item_id` a poll's sync record is stored with: no listing or
+/// item has id 0, so the record reads back with neither (`SyncRecord::is_poll`).
+pub const POLL_RECORD_NO_ID: i64 = 0;
 
 /// One push attempt to one listing and how it ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -338,6 +375,7 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                     RECONCILE_MAX,
                     "minutes",
                 )?,
+                ..StoreExtra::default()
             };
             // Everything that can fail comes before the first change to `ws`.
             let row = store_stmt(ws, &store, &extra)?;
@@ -372,9 +410,14 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
             }
             if patch.credentials.is_some() {
                 extra.credentials = check_credentials(patch.credentials.clone())?;
+                // New credentials answer a refusal of the old ones.
+                extra.pause_reason = None;
             }
             if let Some(p) = patch.paused {
                 extra.paused = p;
+                if !p {
+                    extra.pause_reason = None;
+                }
             }
             if patch.push_rate_per_second.is_some() {
                 extra.push_rate_per_second = check_push_rate(patch.push_rate_per_second)?;
@@ -569,6 +612,35 @@ pub fn execute(ws: &mut Ws, cmd: &Command, now: Timestamp) -> Result<(Reply, Vec
                 settle_attempt(ws, settle.store, a, now, &mut out);
             }
             Reply::new(false, json!({"settled": settle.attempts.len()}))
+        }
+        Command::Connection(c) => {
+            let Some(store) = ws.state.store(c.store).cloned() else {
+                return Err(StoreError::not_found("store", &c.store.0.to_string()));
+            };
+            let mut extra = ws.store_extra.get(&store.id).cloned().unwrap_or_default();
+            if let Some(p) = &c.poll {
+                if p.cursor.is_some() {
+                    extra.poll_cursor = p.cursor.clone();
+                }
+                if p.result == SyncResult::Ok {
+                    extra.polled_at = Some(p.started_at.0);
+                }
+            }
+            if let Some(credentials) = &c.credentials {
+                extra.credentials = Some(credentials.clone());
+            }
+            if let Some(reason) = &c.pause {
+                extra.paused = true;
+                extra.pause_reason = Some(reason.clone());
+            }
+            // Everything that can fail comes before the first change to `ws`.
+            let row = store_stmt(ws, &store, &extra)?;
+            ws.store_extra.insert(store.id, extra);
+            out.push(row);
+            if let Some(p) = &c.poll {
+                poll_record(ws, store.id, p, now, &mut out);
+            }
+            Reply::new(false, ws.store_view(&store))
         }
         Command::AgeSales => {
             let items = ws.sales.age(&mut ws.state, now);
@@ -1060,6 +1132,26 @@ fn write_pending(ws: &mut Ws, listing: ListingId, meta: Pending, out: &mut Vec<S
 /// `drift` the figure the channel now has, written into the listing row; and the outbox
 /// row, which goes once the channel has the newest figure and stays (or comes back)
 /// while the figure moved again since the push was claimed.
+/// The sync record of one order poll (`PollEnded`).
+fn poll_record(ws: &Ws, store: StoreId, p: &PollEnded, now: Timestamp, out: &mut Vec<Stmt>) {
+    let detail = p.detail.as_deref().map(|d| truncate(d, SYNC_DETAIL_BYTES_MAX).to_string());
+    out.push(stmt(
+        "INSERT INTO sync_records (workspace_id, listing_id, store_id, item_id, old_quantity, new_quantity, reason, \
+         rule_id, rule_version, result, detail, created_at, status_code, attempt) \
+         VALUES ($1, $2, $3, $4, NULL, 0, 'poll', NULL, NULL, $5, NULLIF($6, ''), $7, $8, 1)",
+        vec![
+            ws.id.into(),
+            POLL_RECORD_NO_ID.into(),
+            store.0.into(),
+            POLL_RECORD_NO_ID.into(),
+            p.result.as_str().into(),
+            detail.unwrap_or_default().into(),
+            now.0.into(),
+            p.status_code.map(i64::from).into(),
+        ],
+    ));
+}
+
 fn settle_attempt(ws: &mut Ws, store: StoreId, a: &SettledAttempt, now: Timestamp, out: &mut Vec<Stmt>) {
     let Some(listing) = ws.state.listing(a.listing).filter(|l| l.store == store).cloned() else { return };
     let detail = a.detail.as_deref().map(|d| truncate(d, SYNC_DETAIL_BYTES_MAX).to_string());

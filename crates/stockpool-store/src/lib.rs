@@ -25,7 +25,7 @@ mod writer;
 pub mod yardstick;
 
 pub use db::{Backend, Db};
-pub use exec::{Command, Reply, Settle, SettledAttempt, SyncResult};
+pub use exec::{Command, Connection, PollEnded, Reply, Settle, SettledAttempt, SyncResult, POLL_RECORD_NO_ID};
 pub use lease::{Fence, Lease, NodeId};
 pub use writer::BATCH_COMMANDS_MAX;
 
@@ -335,10 +335,21 @@ impl Storage {
         Ok(())
     }
 
-    /// The workspaces whose outbox holds a push: where dispatchers are needed.
+    /// The workspaces whose outbox holds a push, or that have a store of a polled channel:
+    /// where dispatchers are needed.
     pub async fn workspaces_with_pushes(&self) -> Result<Vec<i64>, StoreError> {
-        let rows =
-            self.inner.db.fetch_all("SELECT DISTINCT workspace_id FROM outbox ORDER BY workspace_id", &[]).await?;
+        // A store's channel lives in its `doc` (`[store, extra]` as serde writes it, no
+        // spaces); a polled store needs its dispatcher even with nothing to push.
+        let rows = self
+            .inner
+            .db
+            .fetch_all(
+                "SELECT workspace_id FROM outbox UNION SELECT workspace_id FROM stores \
+                 WHERE doc LIKE '%\"channel\":\"etsy\"%' OR doc LIKE '%\"channel\":\"amazon\"%' \
+                 OR doc LIKE '%\"channel\":\"ebay\"%' ORDER BY workspace_id",
+                &[],
+            )
+            .await?;
         rows.iter().map(|r| Ok(r.try_get::<i64, _>(0)?)).collect()
     }
 
@@ -452,6 +463,14 @@ pub struct SyncRecord {
     pub detail: Option<String>,
     pub attempt: i64,
     pub created_at: i64,
+}
+
+impl SyncRecord {
+    /// Whether this records an order poll (reason `poll`): it names no listing, SKU or
+    /// quantity.
+    pub fn is_poll(&self) -> bool {
+        self.reason == "poll" && self.listing == POLL_RECORD_NO_ID
+    }
 }
 
 /// Which sync records to list: every filter is optional; `after` is the id the previous

@@ -46,6 +46,14 @@ pub struct StorePushes {
     /// cumulative (the renderer sums).
     pub staleness: [u64; 15],
     pub staleness_sum_ms: i64,
+    /// Calls made to the channel for the store: push calls (one a listing where the
+    /// channel takes one a request), read-back pages and order polls.
+    pub calls: u64,
+    /// The rate the dispatcher paces the store's calls by, in thousandths of a call a
+    /// second (0: not configured on this node). `calls` against it is the budget's use.
+    pub rate_milli: u64,
+    /// When the store's last completed order poll started (polled channels).
+    pub polled_at: Option<Timestamp>,
 }
 
 impl StorePushes {

@@ -170,6 +170,17 @@ pub struct StoreExtra {
     /// Minutes between two reconciliations; `None`: `RECONCILE_EVERY_MINUTES_DEFAULT`.
     #[serde(default)]
     pub reconcile_every_minutes: Option<u32>,
+    /// Why stockpool paused the store on its own (the channel refused its credentials),
+    /// as a sentence; cleared when the seller unpauses it or gives new credentials.
+    #[serde(default)]
+    pub pause_reason: Option<String>,
+    /// Where the store's next order poll starts: the connector's own cursor text, kept
+    /// durably so that a restart or another node goes on from there (polled channels).
+    #[serde(default)]
+    pub poll_cursor: Option<String>,
+    /// When the last poll that completed started (ms since the epoch).
+    #[serde(default)]
+    pub polled_at: Option<i64>,
 }
 
 impl StoreExtra {

@@ -444,6 +444,7 @@ impl Ws {
             "code": s.code, "name": s.name, "channel": s.channel, "schedule": schedule, "enabled": s.enabled,
             "url": extra.url, "base_url": extra.base_url, "has_secret": extra.secret.is_some(),
             "has_credentials": extra.credentials.is_some(), "paused": extra.paused,
+            "paused_reason": extra.pause_reason,
             "push_rate_per_second": extra.push_rate_per_second,
             "poll_every_seconds": extra.poll_every_seconds(),
             "reconcile_every_minutes": extra.reconcile_every_minutes(),

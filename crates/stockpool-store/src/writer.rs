@@ -263,6 +263,7 @@ struct Decided {
 fn fences<'w>(work: &'w [(i64, &crate::Command)]) -> impl Iterator<Item = (usize, i64, &'w Fence)> + 'w {
     work.iter().enumerate().filter_map(|(i, (ws, cmd))| match cmd {
         crate::Command::Settle(s) => s.fence.as_ref().map(|f| (i, *ws, f)),
+        crate::Command::Connection(c) => c.fence.as_ref().map(|f| (i, *ws, f)),
         _ => None,
     })
 }

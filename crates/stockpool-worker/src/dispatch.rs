@@ -21,7 +21,11 @@
 //! one full bucket's refill before its first push, so the store's rate holds across the
 //! change of node. Every settle names the lease generation its pushes went out under.
 //!
+//! Polled channels' orders are fetched by the same task under the same lease (`poll.rs`).
+//!
 //! Every spawned call is tracked in a `JoinSet` and awaited or aborted on stop.
+
+mod poll;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -29,7 +33,7 @@ use std::time::Duration;
 use stockpool_channels::{
     Attempt, AttemptResult, ChannelError, Connector, HttpClient, PushItem, ReadBack, ReadItem, StoreSettings,
 };
-use stockpool_core::push::{Batch, Figure, Outcome, PushConfig, PushPolicy, PushReason, Rate};
+use stockpool_core::push::{Batch, Figure, IntakeMode, Outcome, PushConfig, PushPolicy, PushReason, Rate};
 use stockpool_core::{Channel, ListingId, Published, Schedule, StoreId, Timestamp};
 use stockpool_store::lease::{LEASE_EXPIRY, LEASE_RENEW_INTERVAL, LEASE_USE_MAX};
 use stockpool_store::model::{public_id, Kind};
@@ -71,6 +75,8 @@ pub const THROTTLE_DEFAULT_MS: i64 = 1000;
 #[derive(Clone)]
 pub struct Shared {
     pub store: Storage,
+    /// Takes the orders polls find, as webhook deliveries are taken.
+    pub intake: crate::intake::Intake,
     pub http: HttpClient,
     /// The dispatchers' clock: it paces pushes (the policy's `now`).
     pub clock: Clock,
@@ -131,6 +137,10 @@ struct StoreView {
     /// The seller's cap on pushes a second, below the connector's rate.
     push_rate: Option<u32>,
     reconcile_every_minutes: u32,
+    poll_every_seconds: u32,
+    poll_cursor: Option<String>,
+    /// Paused because the channel refused its credentials.
+    pause_reason: bool,
     settings: StoreSettings,
     pending: Vec<PendingPush>,
     /// The next page of the store's read-back pass, when one was asked for.
@@ -160,6 +170,9 @@ fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>, wants: &PageWants)
                 paused: extra.paused,
                 push_rate: extra.push_rate_per_second,
                 reconcile_every_minutes: extra.reconcile_every_minutes(),
+                poll_every_seconds: extra.poll_every_seconds(),
+                poll_cursor: extra.poll_cursor.clone(),
+                pause_reason: extra.pause_reason.is_some(),
                 settings: crate::store_settings(s, extra.clone()),
                 pending: if stockpool_channels::pushes_to(s.channel) { w.pending_pushes(s.id) } else { Vec::new() },
                 read_page: wants.get(&s.id).map(|&(after, n)| w.channel_listings(s.id, after, n)),
@@ -175,7 +188,8 @@ fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>, wants: &PageWants)
 }
 
 /// What a store's connector is built from: when it changes, the connector is rebuilt.
-type ConnectorKey = (Channel, Schedule, Option<u32>, Option<String>, Option<String>, Option<String>, Option<String>);
+type ConnectorKey =
+    (Channel, Schedule, Option<u32>, Option<String>, Option<String>, Option<String>, Option<String>, u32);
 
 /// A store's connector and what it was built from.
 struct Connected {
@@ -236,6 +250,7 @@ struct ReadCall {
 enum Done {
     Push(StoreId, Claimed, Vec<Attempt>),
     Read(StoreId, ReadCall, Result<ReadBack, ChannelError>),
+    Poll(StoreId, poll::PollCall, Result<stockpool_channels::PollPage, ChannelError>),
 }
 
 /// The push policy's configuration for a store from its connector's limits, slowed to the
@@ -311,6 +326,8 @@ struct Known {
     refused: HashMap<StoreId, ConnectorKey>,
     /// Read-back passes under way.
     reads: HashMap<StoreId, ReadPass>,
+    /// Order polls of polled stores.
+    polls: poll::Polls,
 }
 
 impl Known {
@@ -323,6 +340,7 @@ impl Known {
             details: HashMap::new(),
             refused: HashMap::new(),
             reads: HashMap::new(),
+            polls: poll::Polls::default(),
         }
     }
 }
@@ -396,7 +414,8 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
         reconcile(&mut known, &mut reconcile_at, &snap, now);
         // 3. Claim and send what the policy allows now, while the lease is usable.
         if held.usable(now) {
-            claim(ws, &mut known, &snap, held, &mut calls, now);
+            claim(&shared, ws, &mut known, &snap, held, &mut calls, now);
+            poll::start(&shared, ws, &mut known, &snap, held.generation, &mut calls, now);
         }
 
         // 4. Wait for a call to return, a commit, the policy's next moment, or stop.
@@ -406,6 +425,7 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
             .filter_map(|s| known.policy.next_wakeup(s.id))
             .chain(known.reads.iter().filter(|(_, r)| !r.out).filter_map(|(s, _)| known.policy.next_read_at(*s)))
             .chain(reconcile_at.values().copied())
+            .chain(known.polls.next_at())
             .min();
         let sleep = match wake {
             Some(at) => {
@@ -442,11 +462,35 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
                             }
                         }
                     }
+                    Ok(Done::Poll(store, call, found)) => {
+                        if lease.is_some_and(|h| h.generation == call.generation) {
+                            match poll::returned(&shared, ws, &mut known, store, call, found).await {
+                                Ok(()) => {}
+                                Err(StoreError::LeaseLost { .. }) => {
+                                    tracing::warn!(workspace = ws, node = %shared.node, "a poll's cursor was fenced off: another node holds the push lease");
+                                    lose(&mut known, &mut lease, &mut calls, seed).await;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(workspace = ws, error = %e, "cannot keep what a poll found; it polls again");
+                                    if pause(&mut stop, ERROR_PAUSE).await { break; }
+                                }
+                            }
+                        }
+                    }
                     Ok(Done::Push(store, claimed, attempts)) => {
                         // A call sent under a lease since lost settles nothing: the new
                         // holder starts from the outbox.
                         if lease.is_some_and(|h| h.generation == claimed.generation) {
-                            match settle(&shared, ws, &mut known.policy, store, claimed, attempts).await {
+                            let generation = claimed.generation;
+                            let kept = match settle(&shared, ws, &mut known.policy, store, claimed, attempts).await {
+                                Ok(()) => match known.connected.get(&store).map(|c| c.connector.clone()) {
+                                    // Tokens the pushes rotated, a refusal that pauses.
+                                    Some(c) => poll::keep_connection(&shared, ws, &known, store, &c, None, generation).await,
+                                    None => Ok(()),
+                                },
+                                Err(e) => Err(e),
+                            };
+                            match kept {
                                 Ok(()) => {}
                                 Err(StoreError::LeaseLost { .. }) => {
                                     tracing::warn!(workspace = ws, node = %shared.node, "a settle was fenced off: another node holds the push lease");
@@ -499,7 +543,7 @@ async fn lose(known: &mut Known, lease: &mut Option<Held>, calls: &mut JoinSet<D
 /// Feeds the committed workspace into the policy: connectors for the stores that push,
 /// their configuration and pause, and every pending push's newest figure.
 fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: Held, now: Timestamp) {
-    let Known { policy, connected, tracked, sync_now_seen, details, refused, reads } = known;
+    let Known { policy, connected, tracked, sync_now_seen, details, refused, reads, .. } = known;
     for s in &snap.stores {
         let key: ConnectorKey = (
             s.channel,
@@ -509,6 +553,7 @@ fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: H
             s.settings.base_url.clone(),
             s.settings.secret.clone(),
             s.settings.credentials.as_ref().map(|c| c.to_string()),
+            s.poll_every_seconds,
         );
         let stale = connected.get(&s.id).is_none_or(|c| c.key != key);
         let known_refusal = refused.get(&s.id) == Some(&key);
@@ -520,7 +565,15 @@ fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: H
                 shared.request_timeout,
             ) {
                 Ok(Some(connector)) => {
-                    policy.configure_store(s.id, push_config(connector.as_ref(), s.schedule, s.push_rate), now);
+                    let intake = if stockpool_channels::polls(s.channel) {
+                        IntakeMode::polled(i64::from(s.poll_every_seconds))
+                    } else {
+                        IntakeMode::Immediate
+                    };
+                    let config = PushConfig { intake, ..push_config(connector.as_ref(), s.schedule, s.push_rate) };
+                    policy.configure_store(s.id, config, now);
+                    let rate_milli = (config.rate.refill * 1000 * 1000 / config.rate.per_ms.max(1)) as u64;
+                    shared.store.metrics().pushes.record(ws, s.id.0 as i64, |m| m.rate_milli = rate_milli);
                     // Taken over from another node: its bucket may be spent; wait as long
                     // as it would take to refill.
                     if let Some(at) = held.taken_over_at {
@@ -593,7 +646,16 @@ fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: H
 }
 
 /// Claims every batch the policy allows now and sends each through its store's connector.
-fn claim(ws: i64, known: &mut Known, snap: &Snapshot, held: Held, calls: &mut JoinSet<Done>, now: Timestamp) {
+fn claim(
+    shared: &Shared,
+    ws: i64,
+    known: &mut Known,
+    snap: &Snapshot,
+    held: Held,
+    calls: &mut JoinSet<Done>,
+    now: Timestamp,
+) {
+    let metrics = shared.store.metrics();
     for s in &snap.stores {
         let Some(c) = known.connected.get(&s.id) else { continue };
         if let (Some(pass), Some(page)) = (known.reads.get_mut(&s.id), &s.read_page) {
@@ -614,6 +676,7 @@ fn claim(ws: i64, known: &mut Known, snap: &Snapshot, held: Held, calls: &mut Jo
                     };
                     let connector = c.connector.clone();
                     let store = s.id;
+                    metrics.pushes.record(ws, store.0 as i64, |m| m.calls += 1);
                     let span = tracing::debug_span!("read_back", workspace = ws, store = store.0, page = page.len());
                     calls.spawn(tracing::Instrument::instrument(
                         async move {
@@ -659,6 +722,8 @@ fn claim(ws: i64, known: &mut Known, snap: &Snapshot, held: Held, calls: &mut Jo
             }
             let connector = c.connector.clone();
             let store = s.id;
+            let made = if connector.limits().call_per_item { claimed.items.len() as u64 } else { 1 };
+            metrics.pushes.record(ws, store.0 as i64, |m| m.calls += made);
             let span = tracing::debug_span!("push", workspace = ws, store = store.0, batch = claimed.items.len());
             calls.spawn(tracing::Instrument::instrument(
                 async move {

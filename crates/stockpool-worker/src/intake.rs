@@ -16,7 +16,9 @@
 
 use std::sync::Arc;
 
-use stockpool_channels::{channel_name, ConfigError, Connector, HeaderMap, HttpClient, InboundEvent, SignatureError};
+use stockpool_channels::{
+    channel_name, ConfigError, Connector, HeaderMap, HttpClient, InboundEvent, PolledOrder, SignatureError,
+};
 use stockpool_core::{Channel, StoreId};
 use stockpool_store::inbox::{Apply, Delivery, InboxEvent, InboxOrder, NewDelivery, Outcome, Received};
 use stockpool_store::model::{public_id, Kind, OrderLineInput};
@@ -107,6 +109,11 @@ impl Intake {
         Ok(Intake { store, http: stockpool_channels::http_client()? })
     }
 
+    /// An intake whose connectors call out through `http` (the dispatchers' client).
+    pub fn with_client(store: Storage, http: HttpClient) -> Intake {
+        Intake { store, http }
+    }
+
     /// Takes one delivery of `channel` for the store with code `store`: verified, kept,
     /// parsed and applied (module docs). `Ok` means the delivery is kept (or was before);
     /// its outcome may still be `failed` (kept for replay).
@@ -154,15 +161,47 @@ impl Intake {
             headers: header_pairs(headers),
             body: body.to_vec(),
         };
-        match self.store.inbox_receive(&kept).await? {
-            Received::New(id) => {
-                self.store.metrics().webhooks_received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.apply(&receiver, id, headers, body).await
-            }
+        self.store.metrics().webhooks_received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.keep_and_apply(&receiver, &kept, headers).await
+    }
+
+    /// Takes one order a poll of store `store` (workspace `ws`) found, as a webhook
+    /// delivery is taken: kept raw in the inbox under its delivery id, then parsed
+    /// (`parse_polled`) and applied once. The same order in the same state found again
+    /// changes nothing.
+    pub async fn take_polled(
+        &self,
+        ws: i64,
+        store: StoreId,
+        connector: Arc<dyn Connector>,
+        order: &PolledOrder,
+    ) -> Result<Taken, IntakeError> {
+        let receiver = Receiver { ws, store, connector };
+        let kept = NewDelivery {
+            ws,
+            store,
+            channel: channel_name(receiver.connector.channel()).to_string(),
+            delivery_id: Some(order.delivery_id.clone()),
+            headers: Vec::new(),
+            body: order.body.clone(),
+        };
+        self.keep_and_apply(&receiver, &kept, &HeaderMap::new()).await
+    }
+
+    /// Keeps `kept` in the inbox (committed) and applies it, unless a delivery with its id
+    /// was kept and processed before.
+    async fn keep_and_apply(
+        &self,
+        receiver: &Receiver,
+        kept: &NewDelivery,
+        headers: &HeaderMap,
+    ) -> Result<Taken, IntakeError> {
+        match self.store.inbox_receive(kept).await? {
+            Received::New(id) => self.apply(receiver, id, headers, &kept.body).await,
             // Kept before and never applied: this is the time to (the stored bytes are
             // the ones that were verified then).
             Received::Seen(d) if d.outcome.unfinished() => {
-                self.apply(&receiver, d.id, &header_map(&d.headers), &d.body).await
+                self.apply(receiver, d.id, &header_map(&d.headers), &d.body).await
             }
             Received::Seen(d) => Ok(Taken {
                 delivery: d.id,

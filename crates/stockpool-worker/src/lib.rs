@@ -95,6 +95,7 @@ impl Workers {
         tracing::info!(node = %node, "this process is node {node}");
         let shared = dispatch::Shared {
             store: store.clone(),
+            intake: intake::Intake::with_client(store.clone(), http.clone()),
             http,
             clock,
             jitter_seed,

@@ -1,14 +1,18 @@
 //! `stockpool demo`: seeds a demo workspace a seller recognises — a small pottery selling
-//! on its own website, on a makers' market site and at a market stall — once, and returns
-//! a login for it; then `Shoppers` plays the channels. The website and the market are
-//! emulated webhook shops (`stockpool_emulators::WebhookShop`) on loopback: stockpool
-//! pushes every listing's figure to them, signed, and their shoppers buy only what their
-//! shop shows, placing signed orders at `POST /webhooks/webhook/{store}` like a real site
-//! would. The stall is `manual`: its shopper buys only what the dashboard says the stall
-//! shows. The potter restocks what runs low, so the numbers on the dashboard move and
-//! nothing is sold that a channel did not show.
+//! on its own website, on a makers' market site, in a Shopify shop, in a WooCommerce shop
+//! and at a market stall — once, and returns a login for it; then `shoppers` plays the
+//! channels. The website and the market are emulated webhook shops
+//! (`stockpool_emulators::WebhookShop`), the Shopify and WooCommerce shops the emulators of
+//! those APIs (`ShopifyShop`, `WooSite`), all on loopback: stockpool pushes every listing's
+//! figure to them through the channel's own API, and their shoppers buy only what their
+//! shop shows, each order coming back as the channel's signed webhook. The stall is
+//! `manual`: its shopper buys only what the dashboard says the stall shows. The potter
+//! restocks what runs low, so the numbers on the dashboard move and nothing is sold that
+//! a channel did not show.
 
 use serde_json::json;
+use stockpool_emulators::shopify::{ShopifyConfig, ShopifyShop};
+use stockpool_emulators::woocommerce::{Stock, WooConfig, WooSite};
 use stockpool_emulators::{Faults, ShopConfig, WebhookShop};
 use stockpool_store::exec::Command;
 use stockpool_store::Storage;
@@ -32,19 +36,65 @@ fn cmd<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> anyhow::Result<T
     Ok(serde_json::from_value(v)?)
 }
 
-/// Starts the emulated webhook shops, one per `SHOPS` entry, on loopback.
-pub async fn start_shops() -> anyhow::Result<Vec<WebhookShop>> {
-    let mut shops = Vec::new();
+/// The products every demo channel lists, in listing order.
+pub const PRODUCTS: [&str; 4] = ["MUG-RED", "MUG-BLUE", "PLATE", "SET-BREAKFAST"];
+
+/// The emulated Shopify shop's variant ids of `PRODUCTS`, and the WooCommerce shop's
+/// product ids.
+pub const SHOPIFY_VARIANTS: [u64; 4] = [44_001, 44_002, 44_003, 44_004];
+pub const WOO_PRODUCTS: [u64; 4] = [301, 302, 303, 304];
+
+/// Every emulated channel of the demo.
+pub struct Shops {
+    pub webhook: Vec<WebhookShop>,
+    pub shopify: ShopifyShop,
+    pub woo: WooSite,
+}
+
+/// Starts the emulated shops on loopback: one webhook shop per `SHOPS` entry, a Shopify
+/// shop and a WooCommerce shop holding the demo's products (at 0 until stockpool pushes).
+pub async fn start_shops() -> anyhow::Result<Shops> {
+    let mut webhook = Vec::new();
     for (code, _, secret) in SHOPS {
         let config = ShopConfig { store: code.into(), secret: secret.into(), faults: Faults::default() };
-        shops.push(WebhookShop::start(config).await?);
+        webhook.push(WebhookShop::start(config).await?);
     }
-    Ok(shops)
+    let shopify = ShopifyShop::start(ShopifyConfig {
+        shop_domain: "pottery-demo.myshopify.com".into(),
+        client_secret: "demo-shopify-secret".into(),
+        ..ShopifyConfig::default()
+    })
+    .await?;
+    let woo = WooSite::start(WooConfig::new("ck_demo", "cs_demo", "demo-woo-secret")).await?;
+    for (i, sku) in PRODUCTS.iter().enumerate() {
+        shopify.seed_variant(SHOPIFY_VARIANTS[i], sku, 0);
+        woo.seed_product(WOO_PRODUCTS[i], sku, Stock::managed(0));
+    }
+    Ok(Shops { webhook, shopify, woo })
+}
+
+/// What the demo's Shopify and WooCommerce stores hold: where the emulators listen (new
+/// ports every run), their credentials and webhook secrets.
+fn marketplace_settings(shops: &Shops) -> [(&'static str, serde_json::Value); 2] {
+    [
+        (
+            "shopify",
+            json!({"base_url": shops.shopify.base_url(), "credentials": shops.shopify.credentials(),
+                   "secret": shops.shopify.config().client_secret}),
+        ),
+        (
+            "woo",
+            json!({"base_url": shops.woo.base_url(),
+                   "credentials": {"consumer_key": "ck_demo", "consumer_secret": "cs_demo"},
+                   "secret": "demo-woo-secret"}),
+        ),
+    ]
 }
 
 /// Seeds the demo workspace unless it already has items, points its webhook stores at
 /// `shops` (their ports change every run), and returns a login either way.
-pub async fn seed(store: &Storage, shops: &[WebhookShop]) -> anyhow::Result<Login> {
+pub async fn seed(store: &Storage, all: &Shops) -> anyhow::Result<Login> {
+    let shops = &all.webhook;
     let ws = store.ensure_workspace(WORKSPACE).await?;
     let seeded = store.read(ws, |w| w.state.items().next().is_some()).await?;
     if !seeded {
@@ -100,16 +150,30 @@ pub async fn seed(store: &Storage, shops: &[WebhookShop]) -> anyhow::Result<Logi
         c.push(Command::CreateStore(cmd(
             json!({"code": "stall", "name": "Market stall", "channel": "manual", "schedule": {"every_minutes": 60}}),
         )?));
+        for ((code, mut settings), (name, channel)) in
+            marketplace_settings(all).into_iter().zip([("Shopify shop", "shopify"), ("WooCommerce shop", "woocommerce")])
+        {
+            settings["code"] = code.into();
+            settings["name"] = name.into();
+            settings["channel"] = channel.into();
+            settings["schedule"] = "realtime".into();
+            c.push(Command::CreateStore(cmd(settings)?));
+        }
         let mut listings = Vec::new();
         for store in ["site", "market", "stall"] {
-            for (i, sku) in ["MUG-RED", "MUG-BLUE", "PLATE", "SET-BREAKFAST"].iter().enumerate() {
+            for (i, sku) in PRODUCTS.iter().enumerate() {
                 listings.push(json!({"store": store, "external_id": format!("{store}-{}", 1000 + i), "sku": sku}));
             }
+        }
+        for (i, sku) in PRODUCTS.iter().enumerate() {
+            listings.push(json!({"store": "shopify", "external_id": SHOPIFY_VARIANTS[i].to_string(), "sku": sku}));
+            listings.push(json!({"store": "woo", "external_id": WOO_PRODUCTS[i].to_string(), "sku": sku}));
         }
         c.push(Command::CreateListings(cmd(json!(listings))?));
         c.push(Command::CreateRule(cmd(json!({
             "name": "Keep the last mugs for the own shop", "priority": 10, "items": {"prefix": "MUG-"},
-            "warehouses": ["studio", "shed"], "stores": ["site", "market", "stall"], "sync_rate_percent": 100,
+            "warehouses": ["studio", "shed"], "stores": ["site", "market", "stall", "shopify", "woo"],
+            "sync_rate_percent": 100,
             "stock_threshold": 2, "priority_store": "site", "safety_stock": 5,
         }))?));
         c.push(Command::CreateRule(cmd(json!({
@@ -127,6 +191,9 @@ pub async fn seed(store: &Storage, shops: &[WebhookShop]) -> anyhow::Result<Logi
         for shop in shops {
             let secret = SHOPS.iter().find(|s| s.0 == shop.store()).map_or("", |s| s.2);
             c.push(Command::PatchStore(shop.store().into(), cmd(json!({"url": shop.url(), "secret": secret}))?));
+        }
+        for (code, settings) in marketplace_settings(all) {
+            c.push(Command::PatchStore(code.into(), cmd(settings)?));
         }
         store.execute(ws, Command::Batch(c)).await?;
     }
@@ -147,7 +214,8 @@ pub const RESTOCK_UNITS: i64 = 6;
 /// Webhook shops' orders arrive over HTTP, signed, like a real site's; the stall's go in
 /// through the order path as the dashboard's would. Runs until the process stops; a
 /// refused order is logged, never fatal.
-pub async fn shoppers(store: Storage, server: std::net::SocketAddr, shops: Vec<WebhookShop>) {
+pub async fn shoppers(store: Storage, server: std::net::SocketAddr, all: Shops) {
+    let shops = &all.webhook;
     let Ok(ws) = store.ensure_workspace(WORKSPACE).await else { return };
     let http = reqwest::Client::new();
     let mut seed: u64 = 0x5EED_0FD3_3000_0001;
@@ -162,8 +230,49 @@ pub async fn shoppers(store: Storage, server: std::net::SocketAddr, shops: Vec<W
     for n in 0u64.. {
         tick.tick().await;
         let external_id = format!("DEMO-{}-{n}", std::process::id());
-        let pick = (next() % (shops.len() as u64 + 1)) as usize;
-        if let Some(shop) = shops.get(pick) {
+        // The webhook shops, then Shopify, WooCommerce and the stall.
+        let pick = (next() % (shops.len() as u64 + 3)) as usize;
+        if pick == shops.len() || pick == shops.len() + 1 {
+            let shopify = pick == shops.len();
+            let shown: Vec<(usize, i64)> = (0..PRODUCTS.len())
+                .filter_map(|i| {
+                    let q = if shopify {
+                        all.shopify.available(SHOPIFY_VARIANTS[i])
+                    } else {
+                        all.woo.quantity(&WOO_PRODUCTS[i].to_string())
+                    };
+                    q.filter(|q| *q > 0).map(|q| (i, q))
+                })
+                .collect();
+            if shown.is_empty() {
+                continue;
+            }
+            let (i, available) = shown[(next() % shown.len() as u64) as usize];
+            let quantity = 1 + (next() % available.min(2) as u64) as i64;
+            let order_id = 7_000_000 + n;
+            let sent = if shopify {
+                let url = format!("http://{server}/webhooks/shopify/shopify");
+                let body = stockpool_emulators::shopify::order_body(
+                    order_id,
+                    &[(Some(SHOPIFY_VARIANTS[i]), Some(PRODUCTS[i]), quantity)],
+                );
+                all.shopify.send_webhook(&url, "orders/create", &external_id, &body).await
+            } else {
+                let url = format!("http://{server}/webhooks/woocommerce/woo");
+                let body = stockpool_emulators::woocommerce::order_body(
+                    order_id,
+                    "processing",
+                    &[(WOO_PRODUCTS[i], 0, PRODUCTS[i], quantity)],
+                );
+                all.woo.send_webhook(&url, "order.created", &body).await
+            };
+            let store = if shopify { "shopify" } else { "woo" };
+            match sent {
+                Ok(status) if (200..300).contains(&status) => {}
+                Ok(status) => tracing::warn!(status, store, "a demo shop's order was refused"),
+                Err(e) => tracing::warn!(error = %e, store, "a demo shop could not send its order"),
+            }
+        } else if let Some(shop) = shops.get(pick) {
             let shown: Vec<(String, i64)> =
                 shop.shown_all().into_iter().filter(|(_, s)| s.quantity > 0).map(|(k, s)| (k, s.quantity)).collect();
             if shown.is_empty() {

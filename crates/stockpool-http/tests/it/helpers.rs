@@ -71,7 +71,18 @@ pub async fn spawn_on_with(
         .await
         .expect("database opens");
     let token = store.create_token("test").await.unwrap();
-    let app = Application::build(store.clone(), "127.0.0.1:0").await.unwrap().with_worker_options(options);
+    // The workers' clock runs on by itself (their buckets refill by it) and moves with
+    // `advance_seconds` as the server's does.
+    let moved = clock.clone();
+    let worker_clock: stockpool_store::Clock = Arc::new(move || {
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        Timestamp(wall + (moved.load(Ordering::SeqCst) - start))
+    });
+    let app = Application::build(store.clone(), "127.0.0.1:0")
+        .await
+        .unwrap()
+        .with_worker_options(options)
+        .with_worker_clock(worker_clock);
     let base = format!("http://{}", app.address());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {

@@ -611,3 +611,35 @@ both!(
         assert_eq!((q.quantity, q.change_from_quantity), (12, Some(40)), "{last:?}");
     }
 );
+
+both!(scheduled_reconciliation_finds_drift_in_the_shop_and_corrects_it, |app: TestApp| async move {
+    let shop = ShopifyShop::start(ShopifyConfig::default()).await.unwrap();
+    seed(&app, &shop).await;
+    expect(&app.send("PATCH", "/api/v1/stores/shop", Some(json!({"reconcile_every_minutes": 1}))).await, 200);
+    until("the first push", async || (shop.available(1001) == Some(12)).then_some(())).await;
+    until("its record", async || {
+        app.sync_records(Some("shop")).await.iter().any(|r| r["result"] == "ok").then_some(())
+    })
+    .await;
+    // A shelf count in Shopify's admin, behind our back.
+    shop.set_available(1001, 3);
+    // Within the period nothing reads the shop back.
+    assert!(app.sync_records(Some("shop")).await.iter().all(|r| r["result"] != "drift"));
+    app.advance_seconds(61);
+    until("the figure put back", async || (shop.available(1001) == Some(12)).then_some(())).await;
+    let all = until("the drift record and the correction", async || {
+        let all = app.sync_records(Some("shop")).await;
+        let drift = all.iter().any(|r| r["result"] == "drift");
+        let corrected = all.iter().any(|r| r["reason"] == "reconcile" && r["result"] == "ok");
+        (drift && corrected).then_some(all)
+    })
+    .await;
+    let drift: Vec<&Value> = all.iter().filter(|r| r["result"] == "drift").collect();
+    assert_eq!(drift.len(), 1, "{all:?}");
+    assert_eq!((drift[0]["old_quantity"].as_i64(), drift[0]["new_quantity"].as_i64()), (Some(12), Some(3)), "{all:?}");
+    assert_eq!(drift[0]["reason"], "reconcile");
+    // The correction compared against what the read found.
+    let last = shop.mutations().last().cloned().expect("a mutation");
+    let q = &last.quantities[0];
+    assert_eq!((q.quantity, q.change_from_quantity), (12, Some(3)), "{last:?}");
+});

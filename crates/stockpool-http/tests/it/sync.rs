@@ -186,6 +186,9 @@ both!(a_429_with_retry_after_is_honoured_and_recorded, |app: TestApp| async move
         format!("stockpool_store_oldest_pending_seconds{{{ws}}} 0.000\n"),
         format!("stockpool_store_staleness_seconds_count{{{ws}}} 1\n"),
         format!("stockpool_store_staleness_seconds_bucket{{{ws},le=\"+Inf\"}} 1\n"),
+        // Its use of the rate budget: three calls against the webhook's 10 a second.
+        format!("stockpool_store_channel_calls_total{{{ws}}} 3\n"),
+        format!("stockpool_store_rate_limit_calls_per_second{{{ws}}} 10.000\n"),
     ] {
         assert!(metrics.contains(&line), "{line} in {metrics}");
     }
