@@ -486,13 +486,13 @@ impl EtsyConnector {
                 out.push((item.listing, None));
                 continue;
             };
-            if !cache.contains_key(&id.listing) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = cache.entry(id.listing) {
                 let got = match self.get_inventory(id.listing, Timestamp(0)).await {
                     Ok(v) => Some(v),
                     Err((_, Some(404), _)) => None,
                     Err((result, status, detail)) => return Err(channel_error(result, status, detail)),
                 };
-                cache.insert(id.listing, got);
+                slot.insert(got);
             }
             let quantity = cache[&id.listing].as_ref().and_then(|inv| shown(inv, id));
             out.push((item.listing, quantity));

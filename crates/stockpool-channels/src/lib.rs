@@ -22,9 +22,12 @@
 //! - `manual.rs`: why the `manual` channel has no connector.
 //! - `woocommerce.rs`: the `woocommerce` channel (REST `wc/v3`, batch pushes, webhooks).
 //! - `amazon.rs`: the `amazon` channel (SP-API: listings patches or a listings feed, searchOrders polled, LWA).
+//! - `ebay.rs`: the `ebay` channel (Sell Inventory bulk pushes, 207 per listing, polled
+//!   Fulfillment orders).
 //! - `etsy.rs`: the `etsy` channel (Open API v3 inventory GET+PUT, polled receipts, OAuth).
 
 pub mod amazon;
+pub mod ebay;
 mod error;
 pub mod etsy;
 pub mod http;
@@ -204,10 +207,8 @@ pub fn connector_with(
         Channel::Woocommerce => Ok(Some(Arc::new(WoocommerceConnector::new(&settings, client, request_timeout)?))),
         Channel::Shopify => Ok(Some(Arc::new(shopify::ShopifyConnector::new(&settings, client, request_timeout)?))),
         Channel::Amazon => Ok(Some(Arc::new(amazon::AmazonConnector::new(&settings, client, request_timeout)?))),
+        Channel::Ebay => Ok(Some(Arc::new(ebay::EbayConnector::new(&settings, client, request_timeout)?))),
         Channel::Etsy => Ok(Some(Arc::new(etsy::EtsyConnector::new(&settings, client, request_timeout)?))),
-        Channel::Ebay => {
-            Err(ConfigError::NotBuiltYet { channel: channel_name(channel), store: settings.code })
-        }
     }
 }
 
@@ -232,7 +233,7 @@ pub fn receiver(
 pub fn pushes_to(channel: Channel) -> bool {
     matches!(
         channel,
-        Channel::Webhook | Channel::Shopify | Channel::Woocommerce | Channel::Amazon | Channel::Etsy
+        Channel::Webhook | Channel::Shopify | Channel::Woocommerce | Channel::Amazon | Channel::Etsy | Channel::Ebay
     )
 }
 

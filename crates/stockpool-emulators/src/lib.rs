@@ -16,12 +16,15 @@
 //!   the batch cap, signed webhooks and the ping).
 //! - `amazon.rs`: an Amazon seller account (SP-API listings patches, the listings feed
 //!   flow with its upload URL, searchOrders; LWA tokens that expire; usage-plan rates).
+//! - `ebay.rs`: an eBay seller account (the OAuth token endpoint, Sell Inventory bulk
+//!   updates with 207 answers and getOffer, Fulfillment getOrders with its filter).
 //! - `etsy.rs`: an Etsy shop (Open API v3 inventory GET/PUT, listing state, receipts,
 //!   rotating OAuth refresh tokens, the rate headers and 429).
 //! - `post.rs`: the webhook `POST` the emulators send, on a raw connection.
 //! - `faults.rs`: seeded fault injection (429, 5xx, slow answers) shared by emulators.
 
 pub mod amazon;
+pub mod ebay;
 pub mod etsy;
 pub mod faults;
 mod post;
@@ -29,6 +32,7 @@ pub mod shopify;
 pub mod webhook;
 pub mod woocommerce;
 
+pub use ebay::{EbayConfig, EbaySeller};
 pub use faults::Faults;
 pub use webhook::{Received, ShopConfig, Shown, WebhookShop};
 pub use woocommerce::{WooConfig, WooSite};

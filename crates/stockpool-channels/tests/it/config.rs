@@ -57,17 +57,6 @@ fn a_manual_store_has_no_connector() {
 }
 
 #[test]
-fn marketplaces_are_not_built_yet() {
-    for (channel, name) in [(Channel::Ebay, "ebay")] {
-        check_refused(
-            channel,
-            StoreSettings { code: "shop".into(), ..StoreSettings::default() },
-            &format!("the {name} connector is not built yet, so store shop cannot be pushed or polled"),
-        );
-    }
-}
-
-#[test]
 fn a_webhook_store_needs_a_usable_url_and_a_secret() {
     check_refused(
         Channel::Webhook,

@@ -5,6 +5,7 @@
 
 mod amazon;
 mod config;
+mod ebay;
 mod etsy;
 mod inbound;
 mod oauth;

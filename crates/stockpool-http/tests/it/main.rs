@@ -6,6 +6,7 @@ mod api;
 mod bad_input;
 mod concurrency;
 mod dashboard;
+mod ebay;
 mod etsy;
 mod faults;
 mod helpers;
