@@ -501,12 +501,13 @@ impl EtsyConnector {
     }
 
     async fn poll(&self, cursor: Option<&str>, now: Timestamp) -> Result<PollPage, ChannelError> {
-        let (since, mut offset) = match cursor {
+        let (since, start) = match cursor {
             Some(c) => parse_cursor(c).ok_or_else(|| ChannelError::Call {
                 detail: format!("the poll cursor {c:?} is not Etsy's seconds[:offset]"),
             })?,
             None => ((now.0 / 1000 - POLL_LOOKBACK.as_secs() as i64).max(0), 0),
         };
+        let mut offset = start;
         let mut orders: Vec<(i64, PolledOrder)> = Vec::new();
         let mut more = false;
         for _ in 0..POLL_PAGES_MAX {
@@ -549,9 +550,11 @@ impl EtsyConnector {
         let last = orders.last().map(|(t, _)| *t);
         let next_cursor = last.map(|t| {
             let same = orders.iter().filter(|(u, _)| *u == t).count();
-            if orders.len() == same && t == since {
-                // Every receipt read shares the cursor's second: step past them by offset.
-                format!("{t}:{offset}")
+            if orders.len() == same {
+                // Every receipt read shares one second: the next poll from that second
+                // steps past them by offset, or it would read them again and never move on.
+                let skipped = if t == since { start } else { 0 };
+                format!("{t}:{}", skipped + same)
             } else {
                 t.to_string()
             }

@@ -541,8 +541,12 @@ fn read_put(body: &Value, old: &Listing, next_id: &mut u64) -> Result<Listing, S
             any_stock |= enabled && q > 0;
             offs.push((price, q, enabled));
         }
-        let product_id =
-            old.products.iter().find(|o| o.property_values == values).map(|o| o.product_id).unwrap_or_else(|| {
+        let product_id = old
+            .products
+            .iter()
+            .find(|o| variation(&o.property_values) == variation(&values))
+            .map(|o| o.product_id)
+            .unwrap_or_else(|| {
                 *next_id += 1;
                 *next_id
             });
@@ -680,4 +684,25 @@ async fn receipts(
         let page: Vec<Value> = found.into_iter().skip(offset as usize).take(limit as usize).cloned().collect();
         axum::Json(json!({"count": count, "results": page})).into_response()
     })
+}
+
+/// What makes a product the same product on Etsy: its properties and their value ids (a
+/// `PUT` may spell the rest of `property_values` differently from the `GET`).
+fn variation(property_values: &Value) -> Vec<(Option<i64>, Vec<i64>)> {
+    let mut out: Vec<(Option<i64>, Vec<i64>)> = property_values
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    let ids = p["value_ids"]
+                        .as_array()
+                        .map(|v| v.iter().filter_map(Value::as_i64).collect())
+                        .unwrap_or_default();
+                    (p["property_id"].as_i64(), ids)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
