@@ -235,6 +235,11 @@ impl Intake {
             return Ok(None);
         }
         let code = settings.code.clone();
+        // A polled channel's orders come by its poller; the webhook route refuses them,
+        // while replay (no channel named) still parses the polled orders kept.
+        if channel.is_some() && stockpool_channels::polls(has) {
+            return Err(IntakeError::NoWebhooks { channel: channel_name(has), store: code });
+        }
         match stockpool_channels::receiver(has, settings, self.http.clone()) {
             Ok(Some(connector)) => Ok(Some(Receiver { ws, store, connector })),
             Ok(None) => Err(IntakeError::NoWebhooks { channel: channel_name(has), store: code }),
