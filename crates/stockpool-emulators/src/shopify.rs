@@ -154,6 +154,8 @@ pub struct Mutation {
     pub user_errors: Vec<String>,
     /// A replay of a key seen before (answered from memory, nothing applied).
     pub replayed: bool,
+    /// Answered after a slow fault: the caller may have given up before the answer came.
+    pub late: bool,
 }
 
 /// Counters a test reads.
@@ -427,7 +429,7 @@ async fn graphql(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         let body = json!({"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"});
         return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
     }
-    let answer = answer(&shared, &body).await;
+    let answer = answer(&shared, &body, matches!(fault, Fault::Slow(_))).await;
     axum::Json(answer).into_response()
 }
 
@@ -436,7 +438,7 @@ fn error(message: &str, code: &str) -> Value {
 }
 
 /// The answer to one request body, `extensions.cost` included where a cost was found.
-async fn answer(shared: &Shared, body: &[u8]) -> Value {
+async fn answer(shared: &Shared, body: &[u8], late: bool) -> Value {
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return error("The request body is not JSON.", "BAD_REQUEST");
     };
@@ -516,13 +518,13 @@ async fn answer(shared: &Shared, body: &[u8]) -> Value {
         let seen = shared.lock().keys.get(key).cloned();
         if let Some((was, answered)) = seen {
             if was == input {
-                record(shared, key, &input, Vec::new(), true);
+                record(shared, key, &input, Vec::new(), true, late);
                 return with_cost(answered);
             }
             let mismatch = json!({"data": {"inventorySetQuantities": {"inventoryAdjustmentGroup": null, "userErrors": [
                 {"code": "IDEMPOTENCY_KEY_PARAMETER_MISMATCH", "field": null,
                  "message": "The same idempotency key was used with different parameters."}]}}});
-            record(shared, key, &input, vec!["IDEMPOTENCY_KEY_PARAMETER_MISMATCH".into()], false);
+            record(shared, key, &input, vec!["IDEMPOTENCY_KEY_PARAMETER_MISMATCH".into()], false, late);
             return with_cost(mismatch);
         }
     }
@@ -550,12 +552,12 @@ async fn answer(shared: &Shared, body: &[u8]) -> Value {
             s.key_order.push_back(key.clone());
             s.keys.insert(key.clone(), (variables.clone(), answered.clone()));
         }
-        record(shared, key, &variables, codes, false);
+        record(shared, key, &variables, codes, false, late);
     }
     with_cost(answered)
 }
 
-fn record(shared: &Shared, key: &str, variables: &Value, user_errors: Vec<String>, replayed: bool) {
+fn record(shared: &Shared, key: &str, variables: &Value, user_errors: Vec<String>, replayed: bool, late: bool) {
     let input = variables.get("input").cloned().unwrap_or(Value::Null);
     let quantities: Vec<SetQuantity> = input
         .get("quantities")
@@ -584,6 +586,7 @@ fn record(shared: &Shared, key: &str, variables: &Value, user_errors: Vec<String
         quantities,
         user_errors,
         replayed,
+        late,
     });
 }
 
