@@ -27,6 +27,18 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Every status, in the order SPEC section 4 names them.
+    pub const ALL: [OrderStatus; 8] = [
+        OrderStatus::Requested,
+        OrderStatus::AwaitingPayment,
+        OrderStatus::Confirmed,
+        OrderStatus::NeedsAttention,
+        OrderStatus::Declined,
+        OrderStatus::Expired,
+        OrderStatus::Cancelled,
+        OrderStatus::Fulfilled,
+    ];
+
     /// Whether the order still holds or waits for stock.
     pub fn is_open(self) -> bool {
         matches!(

@@ -33,10 +33,12 @@
 //!   An increase waits until every store with `IntakeMode::Reported` has reported a
 //!   completed poll that started at or after the increase's target was set, or until that
 //!   store's bound has passed since the increase was first queued; so it never waits
-//!   longer than the largest bound, however often the target moves. Stores with
-//!   `IntakeMode::Immediate` (webhooks and the order API, processed before `set_target`
-//!   is called) never hold anything back, so a workspace of such stores pushes increases
-//!   at once.
+//!   longer than the largest bound, however often the target moves. A store with
+//!   `IntakeMode::Webhooks` holds increases back only while the shell reports a received
+//!   delivery still unprocessed (`intake_backlog`), at most its bound the same way.
+//!   Stores with `IntakeMode::Immediate` (the order API, processed before `set_target` is
+//!   called) never hold anything back, so a workspace of stores whose intake is caught up
+//!   pushes increases at once.
 //!   A listing with no settled figure yet (never pushed) is not an increase: what its
 //!   channel shows is unknown, and holding the push would leave that unknown figure on
 //!   sale, which may well be higher.
@@ -128,8 +130,12 @@ pub struct RateReport {
 /// How a store's orders come in, for the upward guard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IntakeMode {
-    /// Webhooks or the order API, processed before their change commits: always caught up.
+    /// The order API, processed before its change commits: always caught up.
     Immediate,
+    /// Webhooks, kept in the inbox and then processed: caught up while no received
+    /// delivery is still unprocessed, which the shell reports (`PushPolicy::intake_backlog`).
+    /// An increase waits for that at most `bound_ms` (capped like `Reported`'s).
+    Webhooks { bound_ms: i64 },
     /// Polled: the shell reports each completed poll (`PushPolicy::intake_caught_up`). An
     /// increase waits for it at most `bound_ms` (capped at `Limits::intake_bound_ms_max`).
     Reported { bound_ms: i64 },
@@ -140,6 +146,16 @@ impl IntakeMode {
     pub fn polled(poll_every_seconds: i64) -> IntakeMode {
         let bound_ms = poll_every_seconds.saturating_mul(2000).min(Limits::DEFAULT.intake_bound_ms_max);
         IntakeMode::Reported { bound_ms: bound_ms.max(0) }
+    }
+
+    /// SPEC's default for a store that takes webhooks: the same bound as a polled
+    /// store's (twice `poll_every_seconds`, at most 10 minutes), waited only while a
+    /// delivery of it is unprocessed.
+    pub fn webhooks(poll_every_seconds: i64) -> IntakeMode {
+        match IntakeMode::polled(poll_every_seconds) {
+            IntakeMode::Reported { bound_ms } => IntakeMode::Webhooks { bound_ms },
+            other => other,
+        }
     }
 }
 
@@ -195,7 +211,7 @@ impl PushConfig {
         self.cost_per_push = self.cost_per_push.max(0);
         self.backoff_max_ms = self.backoff_max_ms.clamp(0, limits.backoff_ms_max);
         self.backoff_base_ms = self.backoff_base_ms.clamp(0, self.backoff_max_ms);
-        if let IntakeMode::Reported { bound_ms } = &mut self.intake {
+        if let IntakeMode::Reported { bound_ms } | IntakeMode::Webhooks { bound_ms } = &mut self.intake {
             *bound_ms = (*bound_ms).clamp(0, limits.intake_bound_ms_max);
         }
         if let Schedule::EveryMinutes(n) = &mut self.schedule {
@@ -395,6 +411,8 @@ struct StoreState {
     hold_until: Timestamp,
     /// The latest `through` of `intake_caught_up`.
     caught_up: Option<Timestamp>,
+    /// `intake_backlog`: a received delivery of this store is still unprocessed.
+    backlog: bool,
     /// Pending listings by queue order (oldest first).
     queue: BTreeMap<u64, ListingId>,
     in_flight: Option<InFlight>,
@@ -455,6 +473,7 @@ impl PushPolicy {
                         bucket: Bucket::full(config.rate, now),
                         hold_until: ALWAYS,
                         caught_up: None,
+                        backlog: false,
                         queue: BTreeMap::new(),
                         in_flight: None,
                         reading: false,
@@ -551,6 +570,15 @@ impl PushPolicy {
         }
     }
 
+    /// Whether a delivery `store`'s webhooks brought is received and still unprocessed
+    /// (SPEC section 5: a webhook store's intake has caught up when none is). While one
+    /// is, an increase waits, at most its `IntakeMode::Webhooks` bound.
+    pub fn intake_backlog(&mut self, store: StoreId, unprocessed: bool) {
+        if let Some(s) = self.stores.get_mut(&store) {
+            s.backlog = unprocessed;
+        }
+    }
+
     /// The channel answered 429 or `THROTTLED`: the whole store waits `retry_after_ms`.
     pub fn throttle(&mut self, store: StoreId, retry_after_ms: i64, now: Timestamp) {
         let wait = retry_after_ms.clamp(0, self.limits.retry_after_ms_max);
@@ -611,18 +639,20 @@ impl PushPolicy {
     }
 
     /// When the upward guard lets an increase first queued at `since`, whose target was
-    /// set at `set_at`, go: every `Reported` store caught up past `set_at`, or its bound
-    /// passed since `since`.
+    /// set at `set_at`, go: every `Reported` store caught up past `set_at` and every
+    /// `Webhooks` store without a backlog, or the bound of each that is not passed since
+    /// `since`.
     fn guard_release(&self, since: Timestamp, set_at: Timestamp) -> Timestamp {
         let mut at = ALWAYS;
         for id in &self.store_order {
             let s = &self.stores[id];
-            if let IntakeMode::Reported { bound_ms } = s.config.intake {
-                if s.caught_up.is_some_and(|c| c >= set_at) {
-                    continue;
-                }
-                at = at.max(Timestamp(since.0.saturating_add(bound_ms)));
-            }
+            let bound_ms = match s.config.intake {
+                IntakeMode::Immediate => continue,
+                IntakeMode::Reported { bound_ms } if s.caught_up.is_none_or(|c| c < set_at) => bound_ms,
+                IntakeMode::Webhooks { bound_ms } if s.backlog => bound_ms,
+                IntakeMode::Reported { .. } | IntakeMode::Webhooks { .. } => continue,
+            };
+            at = at.max(Timestamp(since.0.saturating_add(bound_ms)));
         }
         at
     }

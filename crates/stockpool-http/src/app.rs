@@ -58,7 +58,7 @@ impl Application {
         let intake = stockpool_worker::intake::Intake::new(self.store.clone())
             .map_err(|e| std::io::Error::other(format!("cannot start the webhook intake: {e}")))?;
         let router = crate::router(self.store.clone(), intake);
-        let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        let served = crate::serve::serve(self.listener, router, shutdown).await;
         workers.stop().await;
         served
     }

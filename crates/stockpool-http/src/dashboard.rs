@@ -11,7 +11,7 @@
 //! rendered here, server-side, from the same views the API returns.
 
 use crate::error::ApiError;
-use crate::App;
+use crate::{App, ClientAddress};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -66,9 +66,31 @@ fn set_cookie(name: &str, value: &str, max_age: i64) -> String {
     format!("{name}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}")
 }
 
+/// What a dashboard page may load and do: its own inline style and nothing else (no
+/// script, no frames around it, forms only to us).
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Headers on every dashboard answer: no framing, no sniffing, no caching (pages show a
+/// session's data and a CSRF token), no referrer leaving the site.
+pub async fn page_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        h.insert(name, header::HeaderValue::from_static(value));
+    }
+    res
+}
+
 fn page(title: &str, body: &str) -> String {
     format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{} · stockpool</title>\n\
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{} · stockpool</title>\n\
          <style>body{{font-family:system-ui,sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem;color:#222}}\
          table{{border-collapse:collapse;width:100%;margin-bottom:2rem}}td,th{{text-align:left;padding:.3rem .5rem;\
          border-bottom:1px solid #ddd}}td.n{{text-align:right}}form.inline{{display:inline}}</style>\n</head>\n<body>\n{}\n</body>\n</html>\n",
@@ -227,14 +249,34 @@ fn form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 }
 
 /// `POST /login`: checks the login form's CSRF pair and the password; opens a session.
-pub async fn login(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn login(
+    State(app): State<App>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let f: LoginForm = form(&body)?;
     if f.csrf.is_empty() || cookie(&headers, LOGIN_CSRF_COOKIE) != Some(f.csrf.as_str()) {
         return login_page(StatusCode::FORBIDDEN, Some("The form expired. Please try again."));
     }
+    // Checked before any hashing: a flood of guesses costs a lookup each.
+    let account = f.email.trim().to_lowercase();
+    let now = app.store.now().0;
+    let limited = app.limits.accounts.check(&account, now).and(app.limits.addresses.check(&address, now));
+    if let Err(wait) = limited {
+        let minutes = wait.div_ceil(60);
+        let message =
+            format!("Too many failed logins. Try again in {minutes} minute{}.", if minutes == 1 { "" } else { "s" });
+        let mut res = login_page(StatusCode::TOO_MANY_REQUESTS, Some(&message))?;
+        res.headers_mut().insert(header::RETRY_AFTER, wait.into());
+        return Ok(res);
+    }
     let Some(ws) = app.store.verify_user(&f.email, &f.password).await? else {
+        app.limits.accounts.fail(&account, now);
+        app.limits.addresses.fail(&address, now);
         return login_page(StatusCode::UNAUTHORIZED, Some("Wrong email or password."));
     };
+    app.limits.accounts.clear(&account);
     let token = app.store.create_session(ws, &f.email).await?;
     let mut res = Redirect::to("/").into_response();
     let max_age = stockpool_store::auth::SESSION_SECONDS;

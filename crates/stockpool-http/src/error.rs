@@ -40,11 +40,17 @@ pub fn status_of(e: &StoreError) -> StatusCode {
 pub struct ApiError {
     pub status: StatusCode,
     pub detail: String,
+    /// Seconds for `Retry-After` (a 429 or 503 that knows when to come back).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> ApiError {
-        ApiError { status, detail: detail.into() }
+        ApiError { status, detail: detail.into(), retry_after: None }
+    }
+    /// 429: too many failures; come back in `seconds`.
+    pub fn too_many(seconds: u64, detail: impl Into<String>) -> ApiError {
+        ApiError { retry_after: Some(seconds), ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, detail) }
     }
     pub fn not_found(what: &str, key: &str) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, format!("{what} {key} was not found"))
@@ -87,6 +93,9 @@ impl IntoResponse for ApiError {
         });
         let mut res = (self.status, body.to_string()).into_response();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(s) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

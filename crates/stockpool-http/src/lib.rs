@@ -8,9 +8,11 @@
 //! on the wire.
 
 pub mod app;
+pub mod attempts;
 pub mod dashboard;
 pub mod error;
 mod openapi;
+pub mod serve;
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
@@ -52,6 +54,8 @@ pub const BULK_LISTINGS_MAX: usize = 5000;
 pub struct App {
     pub store: Storage,
     pub intake: Intake,
+    /// Failed logins and API tokens, per account and client address.
+    pub limits: std::sync::Arc<attempts::Limits>,
 }
 
 /// The whole HTTP application.
@@ -82,12 +86,15 @@ pub fn router(store: Storage, intake: Intake) -> Router {
         .route("/sync-records", get(list_sync_records))
         .route("/settings", get(get_settings).put(put_settings))
         .route("/openapi.json", get(|| async { Json(openapi()) }));
-    Router::new()
-        .nest("/api/v1", api)
+    let pages = Router::new()
         .route("/", get(dashboard::home))
         .route("/login", get(dashboard::login_form).post(dashboard::login))
         .route("/logout", post(dashboard::logout))
         .route("/dashboard/orders/{id}/{action}", post(dashboard::order_action))
+        .layer(axum::middleware::from_fn(dashboard::page_headers));
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(pages)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -95,8 +102,8 @@ pub fn router(store: Storage, intake: Intake) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "there is nothing at this path") })
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(RequestBodyLimitLayer::new(BODY_BYTES_MAX))
-        .layer(axum::middleware::map_response(too_large_as_problem))
-        .with_state(App { store, intake })
+        .layer(axum::middleware::from_fn(errors_as_problems))
+        .with_state(App { store, intake, limits: Default::default() })
 }
 
 // ---- extractors ---------------------------------------------------------------------
@@ -112,11 +119,56 @@ impl FromRequestParts<App> for Auth {
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
             .ok_or_else(ApiError::unauthorized)?;
-        let token = header.strip_prefix("Bearer ").ok_or_else(ApiError::unauthorized)?.trim();
-        match app.store.workspace_for_token(token).await? {
-            Some(ws) => Ok(Auth(ws)),
-            None => Err(ApiError::unauthorized()),
+        // The scheme is case-insensitive (RFC 9110 section 11.1).
+        let (scheme, token) = header.trim().split_once(' ').ok_or_else(ApiError::unauthorized)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::unauthorized());
         }
+        let address = client_address(parts);
+        let now = app.store.now().0;
+        if let Err(wait) = app.limits.addresses.check(&address, now) {
+            return Err(ApiError::too_many(
+                wait,
+                format!("too many wrong credentials from this address; try again in {wait} seconds"),
+            ));
+        }
+        match app.store.workspace_for_token(token.trim()).await? {
+            Some(ws) => Ok(Auth(ws)),
+            None => {
+                app.limits.addresses.fail(&address, now);
+                Err(ApiError::unauthorized())
+            }
+        }
+    }
+}
+
+/// A filter's value that must be one of `allowed`: 422 naming them otherwise.
+fn one_of(name: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    if allowed.contains(&value) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("{name} must be one of {}, not {value:?}", allowed.join(", ")),
+    ))
+}
+
+/// The client's IP address as the failure limits count it (the peer of the connection;
+/// a reverse proxy's own forwarding headers are not trusted).
+pub fn client_address(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
+}
+
+/// The client's address (`client_address`), for handlers that read the body too.
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(client_address(parts)))
     }
 }
 
@@ -254,6 +306,12 @@ async fn metrics(State(app): State<App>) -> Result<Response, ApiError> {
             m.webhooks_received.load(Ordering::Relaxed) as i64,
         ),
         ("stockpool_inbox_pending", "Kept webhook deliveries not yet processed.", "gauge", inbox_pending),
+        (
+            "stockpool_password_checks_total",
+            "Dashboard passwords checked (unknown emails against a dummy hash).",
+            "counter",
+            m.password_checks.load(Ordering::Relaxed) as i64,
+        ),
         ("stockpool_inbox_failed", "Kept webhook deliveries that failed to parse or apply.", "gauge", inbox_failed),
     ] {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
@@ -356,17 +414,48 @@ fn store_metrics(
     }
 }
 
-/// The body limit's own 413 is plain text; every answer of ours is a problem.
-async fn too_large_as_problem(res: Response) -> Response {
-    let plain = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
-    if res.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than the {BODY_BYTES_MAX} bytes allowed"),
-        )
-        .into_response();
+/// Longest plain-text error body of a layer read to put its words in a problem's detail.
+const LAYER_ERROR_BYTES_MAX: usize = 4096;
+
+/// Every error answer is an RFC 9457 problem with a sentence, whichever layer sent it:
+/// the body limit's 413 and axum's query and path rejections come as plain text, a 405
+/// and the timeout's 408 with no body at all. Problems and the dashboard's HTML pages
+/// pass as they are; the layer's other headers (`Allow`, `Retry-After`) are kept.
+async fn errors_as_problems(req: Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
     }
-    res
+    let kind = res.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+    if kind.starts_with(b"application/problem+json") || kind.starts_with(b"text/html") {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let said = axum::body::to_bytes(body, LAYER_ERROR_BYTES_MAX).await.unwrap_or_default();
+    let said = String::from_utf8_lossy(&said).trim().to_string();
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("the body is larger than the {BODY_BYTES_MAX} bytes allowed"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            if allowed.is_empty() {
+                format!("this path does not take {method}")
+            } else {
+                format!("this path does not take {method}; it takes {allowed}")
+            }
+        }
+        StatusCode::REQUEST_TIMEOUT => {
+            format!("the request took longer than the {} seconds allowed and was stopped", REQUEST_TIMEOUT.as_secs())
+        }
+        _ if !said.is_empty() => format!("the request is not valid: {said}"),
+        _ => format!("the request failed: {}", status.canonical_reason().unwrap_or("error").to_lowercase()),
+    };
+    let problem = ApiError::new(status, detail).into_response();
+    let (fresh, body) = problem.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(fresh.headers);
+    Response::from_parts(parts, body)
 }
 
 // ---- webhooks -----------------------------------------------------------------------------
@@ -695,6 +784,9 @@ async fn list_orders(
     Auth(ws): Auth,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(s) = q.status.as_deref() {
+        one_of("status", s, &stockpool_core::OrderStatus::ALL.map(|s| s.as_str()))?;
+    }
     let rows = read(&app, ws, |w| {
         Ok(w.state
             .orders()
@@ -814,6 +906,9 @@ async fn list_sync_records(
     let limit = q.limit.unwrap_or(PAGE_DEFAULT);
     if limit == 0 || limit > PAGE_MAX {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("limit must be between 1 and {PAGE_MAX}")));
+    }
+    if let Some(r) = q.result.as_deref() {
+        one_of("result", r, &stockpool_store::metrics::RESULTS)?;
     }
     let after = match &q.cursor {
         Some(c) => Some(c.strip_prefix("sr_").and_then(|n| n.parse::<i64>().ok()).ok_or_else(|| {

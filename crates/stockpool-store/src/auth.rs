@@ -28,6 +28,43 @@ pub struct Session {
 /// Characters in a workspace name.
 pub const WORKSPACE_NAME_LEN_MAX: usize = 100;
 
+/// Password hashes computed or checked at once (Argon2id takes tens of milliseconds of a
+/// core and 19 MiB each): the rest wait their turn instead of taking every core.
+pub const HASHES_AT_ONCE_MAX: usize = 2;
+/// Longest a password check waits for its turn before the login is answered 503.
+pub const HASH_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest password accepted (and checked).
+pub const PASSWORD_BYTES_MAX: usize = 1024;
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHES_AT_ONCE_MAX);
+
+/// Runs `f` (an Argon2 hash or check) on the blocking pool, at most `HASHES_AT_ONCE_MAX`
+/// at a time, so request threads stay free while a flood of logins hashes.
+async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
+    let permit = tokio::time::timeout(HASH_WAIT_MAX, HASHING.acquire())
+        .await
+        .map_err(|_| StoreError::Unavailable)?
+        .map_err(|_| StoreError::Unavailable)?;
+    let done = tokio::task::spawn_blocking(f).await;
+    drop(permit);
+    done.map_err(|e| StoreError::Corrupt(format!("a password check panicked: {e}")))
+}
+
+fn check_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// A hash of a random password, made once, that an unknown email's login is checked
+/// against (same parameters as every user's).
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::encode_b64(b"stockpool-dummy-salt").expect("a fixed salt encodes");
+        let password = random_hex(16).unwrap_or_else(|_| "not-a-password-anyone-has".into());
+        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default()
+    })
+}
+
 fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -102,16 +139,18 @@ impl Storage {
         if !email.contains('@') || email.len() > 254 {
             return Err(StoreError::Invalid(format!("{email:?} is not an email address")));
         }
-        if password.chars().count() < 8 || password.len() > 1024 {
-            return Err(StoreError::Invalid("a password needs at least 8 characters".into()));
+        if password.chars().count() < 8 || password.len() > PASSWORD_BYTES_MAX {
+            return Err(StoreError::Invalid(format!(
+                "a password needs at least 8 characters and at most {PASSWORD_BYTES_MAX} bytes"
+            )));
         }
         let ws = self.ensure_workspace(workspace).await?;
         let salt = SaltString::encode_b64(random_hex(16)?.as_bytes())
             .map_err(|e| StoreError::Invalid(format!("cannot make a salt: {e}")))?;
-        let hash = Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| StoreError::Invalid(format!("cannot hash the password: {e}")))?
-            .to_string();
+        let password = password.to_string();
+        let hash = hashing(move || Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()))
+            .await?
+            .map_err(|e| StoreError::Invalid(format!("cannot hash the password: {e}")))?;
         sqlx::query_with(
             "INSERT INTO users (workspace_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (workspace_id, email) DO UPDATE SET password_hash = excluded.password_hash",
@@ -122,21 +161,34 @@ impl Storage {
         Ok(())
     }
 
-    /// The workspace of a user whose password matches.
+    /// The workspace of a user whose password matches. An unknown email is checked
+    /// against a dummy hash, so the answer takes as long whether the email exists or not.
+    /// Every check runs on the blocking pool, at most `HASHES_AT_ONCE_MAX` at a time.
     pub async fn verify_user(&self, email: &str, password: &str) -> Result<Option<i64>, StoreError> {
+        if password.len() > PASSWORD_BYTES_MAX {
+            return Ok(None);
+        }
         let rows =
             sqlx::query_with("SELECT workspace_id, password_hash FROM users WHERE email = $1", args(&[email.into()]))
                 .fetch_all(&self.inner.db.pool)
                 .await?;
+        let mut users = Vec::with_capacity(rows.len());
         for r in rows {
-            let hash: String = r.try_get(1)?;
-            if let Ok(parsed) = PasswordHash::new(&hash) {
-                if Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() {
-                    return Ok(Some(r.try_get(0)?));
-                }
-            }
+            users.push((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?));
         }
-        Ok(None)
+        let checks = users.len().max(1) as u64;
+        let password = password.to_string();
+        let found = hashing(move || {
+            if users.is_empty() {
+                // Same work, same answer time; it never matches.
+                let _ = check_password(&password, dummy_hash());
+                return None;
+            }
+            users.into_iter().find(|(_, hash)| check_password(&password, hash)).map(|(ws, _)| ws)
+        })
+        .await?;
+        self.metrics().password_checks.fetch_add(checks, std::sync::atomic::Ordering::Relaxed);
+        Ok(found)
     }
 
     /// Opens a dashboard session for a verified user; returns the cookie's token.

@@ -317,6 +317,23 @@ impl Storage {
         rows.iter().map(|r| Ok((StoreId(r.try_get::<i64, _>(0)? as u64), r.try_get::<i64, _>(1)?))).collect()
     }
 
+    /// Ids of workspace `ws`'s deliveries still `pending` that were received before
+    /// `received_before`, oldest first, at most `limit` (capped at `INBOX_PAGE_MAX`): what
+    /// a crash or a database failure between keeping a delivery and applying it left
+    /// behind, for the push lease holder to replay (`stockpool-worker`'s dispatcher).
+    pub async fn inbox_stuck(&self, ws: i64, received_before: Timestamp, limit: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = self
+            .inner
+            .db
+            .fetch_all(
+                "SELECT id FROM inbox WHERE outcome = 'pending' AND workspace_id = $1 AND received_at < $2 \
+                 ORDER BY id LIMIT $3",
+                &[ws.into(), received_before.0.into(), limit.clamp(1, INBOX_PAGE_MAX).into()],
+            )
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get::<i64, _>(0)?)).collect()
+    }
+
     /// Deliveries `pending` and `failed` across every workspace, for `/metrics`.
     pub async fn inbox_unfinished_counts(&self) -> Result<(i64, i64), StoreError> {
         let rows = self

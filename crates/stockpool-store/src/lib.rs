@@ -101,6 +101,9 @@ pub struct Metrics {
     pub webhooks_rejected: AtomicU64,
     /// Webhook deliveries kept in the inbox.
     pub webhooks_received: AtomicU64,
+    /// Dashboard passwords checked (an unknown email is checked against a dummy hash,
+    /// so it counts too and takes as long).
+    pub password_checks: AtomicU64,
     /// Workspaces read whole from the database (first use, another process's change, a
     /// failed batch). Settling pushes must not move it (`tests/it/seam.rs`).
     pub workspace_loads: AtomicU64,

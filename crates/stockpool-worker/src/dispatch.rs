@@ -22,9 +22,12 @@
 //! change of node. Every settle names the lease generation its pushes went out under.
 //!
 //! Polled channels' orders are fetched by the same task under the same lease (`poll.rs`).
+//! Webhook stores' intake feeds the upward guard from the inbox, and deliveries a crash
+//! left pending are replayed by the lease holder (`backlog.rs`).
 //!
 //! Every spawned call is tracked in a `JoinSet` and awaited or aborted on stop.
 
+mod backlog;
 mod poll;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -152,6 +155,8 @@ struct Snapshot {
     stores: Vec<StoreView>,
     /// Listings the policy tracked that are no longer pending: their figure now.
     current: Vec<(StoreId, ListingId, Published)>,
+    /// The committed workspace `seq` this was read at.
+    seq: i64,
 }
 
 /// The read-back pages a look asks for: per store, the listing to read after and how many.
@@ -184,7 +189,7 @@ fn snapshot(w: &Ws, tracked: &BTreeSet<(StoreId, ListingId)>, wants: &PageWants)
         .filter(|(_, l)| !w.pending.contains_key(l))
         .filter_map(|&(s, l)| w.published.get(&l).map(|p| (s, l, *p)))
         .collect();
-    Snapshot { stores, current }
+    Snapshot { stores, current, seq: w.seq }
 }
 
 /// What a store's connector is built from: when it changes, the connector is rebuilt.
@@ -328,6 +333,8 @@ struct Known {
     reads: HashMap<StoreId, ReadPass>,
     /// Order polls of polled stores.
     polls: poll::Polls,
+    /// Webhook stores' unprocessed deliveries.
+    backlog: backlog::Backlog,
 }
 
 impl Known {
@@ -341,6 +348,7 @@ impl Known {
             refused: HashMap::new(),
             reads: HashMap::new(),
             polls: poll::Polls::default(),
+            backlog: backlog::Backlog::default(),
         }
     }
 }
@@ -412,6 +420,12 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
         };
         look_at(&shared, ws, &mut known, &snap, held, now);
         reconcile(&mut known, &mut reconcile_at, &snap, now);
+        let mut backlog = std::mem::take(&mut known.backlog);
+        backlog.look(&shared, ws, &mut known, snap.seq, now).await;
+        if let Err(e) = backlog.replay_stuck(&shared, ws, now).await {
+            tracing::warn!(workspace = ws, error = %e, "cannot look for deliveries left pending");
+        }
+        known.backlog = backlog;
         // 3. Claim and send what the policy allows now, while the lease is usable.
         if held.usable(now) {
             claim(&shared, ws, &mut known, &snap, held, &mut calls, now);
@@ -436,6 +450,8 @@ async fn dispatch_workspace(shared: Shared, ws: i64, mut stop: watch::Receiver<b
         // Awake for the next renewal, so the lease never goes unrenewed for want of a look.
         let renew_in = lease_tried.map_or(0, |t| (t.0 + ms(LEASE_RENEW_INTERVAL) - (shared.clock)().0).max(0));
         let sleep = sleep.min(Duration::from_millis(renew_in as u64));
+        // An unprocessed delivery may be applied without a commit (one that fails to parse).
+        let sleep = if known.backlog.any() { sleep.min(backlog::BACKLOG_WAKE_MAX) } else { sleep };
         // A workspace with nothing to push to does not wake on every commit.
         let pushing = !known.connected.is_empty();
         let looked = tokio::time::Instant::now();
@@ -568,7 +584,7 @@ fn look_at(shared: &Shared, ws: i64, known: &mut Known, snap: &Snapshot, held: H
                     let intake = if stockpool_channels::polls(s.channel) {
                         IntakeMode::polled(i64::from(s.poll_every_seconds))
                     } else {
-                        IntakeMode::Immediate
+                        IntakeMode::webhooks(i64::from(s.poll_every_seconds))
                     };
                     let config = PushConfig { intake, ..push_config(connector.as_ref(), s.schedule, s.push_rate) };
                     policy.configure_store(s.id, config, now);

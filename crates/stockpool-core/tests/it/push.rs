@@ -3,7 +3,7 @@
 //! Each test drives a `PushPolicy` through `Run`, which writes every decision into a
 //! transcript (`@ms store: batch #id [listing=quantity ...]`, `@ms store: nothing, wake
 //! @ms`), and `check` compares the transcript with an inline snapshot. Times are
-//! milliseconds from 0; store 1 is `shop`, store 2 `etsy`, store 3 `amazon`.
+//! milliseconds from 0; store 1 is `shop`, store 2 `etsy`, store 3 `amazon`, store 4 `woo`.
 
 use expect_test::{expect, Expect};
 use std::fmt::Write;
@@ -13,12 +13,14 @@ use stockpool_core::{ListingId, Schedule, StoreId, Timestamp};
 const SHOP: StoreId = StoreId(1);
 const ETSY: StoreId = StoreId(2);
 const AMAZON: StoreId = StoreId(3);
+const WOO: StoreId = StoreId(4);
 
 fn name(s: StoreId) -> &'static str {
     match s.0 {
         1 => "shop",
         2 => "etsy",
-        _ => "amazon",
+        3 => "amazon",
+        _ => "woo",
     }
 }
 
@@ -543,6 +545,59 @@ fn an_increase_waits_at_most_the_bound_under_a_stream_of_increases() {
     );
 }
 
+/// shop takes the order API; woo takes webhooks, with a bound of 2 minutes.
+fn shop_and_webhook_woo(r: &mut Run) {
+    r.store(SHOP, realtime(10));
+    r.store(WOO, PushConfig { intake: IntakeMode::webhooks(60), ..realtime(10) });
+    r.settled(SHOP, 1, 5).settled(SHOP, 2, 5);
+}
+
+#[test]
+fn an_increase_waits_while_a_webhook_delivery_is_unprocessed_and_goes_once_it_is() {
+    check(
+        |r| {
+            shop_and_webhook_woo(r);
+            r.note("no delivery waiting: the increase goes at once");
+            r.at(1000).target(SHOP, 1, 8).ok(SHOP);
+            r.note("a delivery of woo is received and not yet processed");
+            r.p.intake_backlog(WOO, true);
+            r.at(2000).target(SHOP, 1, 9).target(SHOP, 2, 4).ok(SHOP).ok(SHOP);
+            r.note("it is processed");
+            r.p.intake_backlog(WOO, false);
+            r.at(3000).ok(SHOP);
+        },
+        expect![[r#"
+            -- no delivery waiting: the increase goes at once
+            @1000 shop: batch #1 [l1=8]
+            -- a delivery of woo is received and not yet processed
+            @2000 shop: batch #2 [l2=4]
+            @2000 shop: nothing, wake @122000
+            -- it is processed
+            @3000 shop: batch #3 [l1=9]
+        "#]],
+    );
+}
+
+#[test]
+fn an_increase_waits_for_a_stuck_webhook_delivery_at_most_its_bound() {
+    check(
+        |r| {
+            shop_and_webhook_woo(r);
+            r.p.intake_backlog(WOO, true);
+            r.note("woo's delivery is never processed: the bound runs from the increase");
+            r.at(0).target(SHOP, 1, 6).ok(SHOP);
+            r.at(60_000).target(SHOP, 1, 7).ok(SHOP);
+            r.drive(SHOP, 3_600_000);
+        },
+        expect![[r#"
+            -- woo's delivery is never processed: the bound runs from the increase
+            @0 shop: nothing, wake @120000
+            @60000 shop: nothing, wake @120000
+            @120000 shop: batch #1 [l1=7]
+        "#]],
+    );
+}
+
 #[test]
 fn a_workspace_of_immediate_stores_pushes_increases_at_once() {
     check(
@@ -595,6 +650,17 @@ fn push_limits_hold_at_the_limit_and_cut_one_past_it() {
     assert_eq!(IntakeMode::polled(300), IntakeMode::Reported { bound_ms: 600_000 });
     assert_eq!(IntakeMode::polled(301), IntakeMode::Reported { bound_ms: 600_000 }, "never more than 10 minutes");
     assert_eq!(IntakeMode::polled(60), IntakeMode::Reported { bound_ms: 120_000 }, "twice the polling interval");
+    assert_eq!(
+        IntakeMode::webhooks(60),
+        IntakeMode::Webhooks { bound_ms: 120_000 },
+        "a webhook store's bound is the same"
+    );
+    assert_eq!(IntakeMode::webhooks(301), IntakeMode::Webhooks { bound_ms: 600_000 });
+    let c = configured(
+        &mut p,
+        PushConfig { intake: IntakeMode::Webhooks { bound_ms: l.intake_bound_ms_max + 1 }, ..realtime(1) },
+    );
+    assert_eq!(c.intake, IntakeMode::Webhooks { bound_ms: l.intake_bound_ms_max });
     for (asked, got) in [(l.retry_after_ms_max, l.retry_after_ms_max), (l.retry_after_ms_max + 1, l.retry_after_ms_max)]
     {
         let mut p = PushPolicy::new(1);

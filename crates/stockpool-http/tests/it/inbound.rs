@@ -376,3 +376,69 @@ both!(webhook_problems_are_rfc_9457_and_change_nothing, |app: TestApp| async mov
     let route = &expect(&doc, 200)["paths"]["/webhooks/{channel}/{store}"]["post"];
     assert_eq!(route["security"], json!([]), "{route}");
 });
+
+/// What a crash between keeping a delivery and applying it leaves: a `pending` delivery
+/// of an order for `quantity` mugs from `site`.
+async fn keep_pending(app: &TestApp, delivery: &str, external_id: &str, quantity: i64) -> i64 {
+    let (ws, store) = app.store.stores_by_code("site").await.unwrap()[0];
+    let d = NewDelivery {
+        ws,
+        store,
+        channel: "webhook".into(),
+        delivery_id: Some(delivery.into()),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: order_of(external_id, quantity).to_string().into_bytes(),
+    };
+    match app.store.inbox_receive(&d).await.unwrap() {
+        Received::New(id) => id,
+        Received::Seen(_) => panic!("a new delivery"),
+    }
+}
+
+fn quantities(r: &Receiver) -> Vec<i64> {
+    r.got.lock().unwrap().iter().filter_map(|b| b["quantity"].as_i64()).collect()
+}
+
+both!(an_increase_waits_while_a_webhook_delivery_is_unprocessed, |app: TestApp| async move {
+    let r = receiver().await;
+    seed(&app, &r.url).await;
+    wait_for("the first push of 12", || quantities(&r).contains(&12).then_some(())).await;
+    // An order for 2 is kept and not yet applied; then 5 more mugs arrive.
+    let first = keep_pending(&app, "d-1", "W-1", 2).await;
+    let stock = json!({"sku":"MUG-RED","warehouse":"main","delta":5,"reason":"received"});
+    expect(&app.post("/api/v1/stock/adjustments", stock).await, 201);
+    assert_eq!(published(&app, "shop").await, 17);
+    // Without the guard 17 would leave within milliseconds; it is held instead.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(quantities(&r), vec![12], "nothing above 12 goes while the order is unprocessed");
+
+    // Once it is applied, the increase goes, counting the order: 12 + 5 - 2.
+    Intake::new(app.store.clone()).unwrap().replay(Some(first)).await.unwrap();
+    assert_eq!(available(&app).await, 15);
+    wait_for("the push of 15", || quantities(&r).contains(&15).then_some(())).await;
+    assert!(
+        !quantities(&r).contains(&17),
+        "the figure that forgot the order never reached the channel: {:?}",
+        quantities(&r)
+    );
+    assert!(app.check().await.is_empty());
+});
+
+both!(a_delivery_left_pending_is_replayed_by_the_node_that_pushes, |app: TestApp| async move {
+    let r = receiver().await;
+    seed(&app, &r.url).await;
+    wait_for("the first push of 12", || quantities(&r).contains(&12).then_some(())).await;
+    let left = keep_pending(&app, "d-1", "W-1", 2).await;
+    // Younger than `STUCK_AFTER`, it is the intake's to apply; older, the dispatcher's.
+    app.advance_seconds(31);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while available(&app).await != 10 {
+        assert!(Instant::now() < deadline, "waited ten seconds for the order left pending");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let d = app.store.inbox_delivery(left).await.unwrap().unwrap();
+    assert_eq!(d.outcome, Outcome::Applied);
+    assert_eq!(orders(&app).await.len(), 1);
+    wait_for("the push of 10", || quantities(&r).contains(&10).then_some(())).await;
+    assert!(app.check().await.is_empty());
+});

@@ -9,6 +9,7 @@ mod dashboard;
 mod ebay;
 mod etsy;
 mod faults;
+mod hardening;
 mod helpers;
 mod inbound;
 mod nodes;
