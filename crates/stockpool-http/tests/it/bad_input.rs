@@ -21,15 +21,6 @@ async fn snapshot(app: &TestApp) -> Vec<Value> {
     out
 }
 
-#[track_caller]
-fn problem(res: &Res, status: u16, says: &str) {
-    assert_eq!(res.status, status, "body: {}", res.body);
-    assert_eq!(res.content_type, "application/problem+json");
-    assert_eq!(res.body["status"], status);
-    let detail = res.body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(says), "{detail:?} should say {says:?}");
-}
-
 both!(each_bad_request_is_a_problem_and_changes_nothing, |app: TestApp| async move {
     seed_mug(&app).await;
     let before = snapshot(&app).await;

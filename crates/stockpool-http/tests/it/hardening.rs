@@ -30,21 +30,6 @@ async fn login(app: &TestApp, email: &str, password: &str) -> (u16, Option<u64>,
     (res.status().as_u16(), retry, res.text().await.unwrap())
 }
 
-async fn metric(app: &TestApp, name: &str) -> i64 {
-    let text = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
-    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} in {text}"));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
-#[track_caller]
-fn problem(res: &Res, status: u16, says: &str) {
-    assert_eq!(res.status, status, "body: {}", res.body);
-    assert_eq!(res.content_type, "application/problem+json", "body: {}", res.body);
-    assert_eq!(res.body["status"], status);
-    let detail = res.body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(says), "{detail:?} should say {says:?}");
-}
-
 both!(an_unknown_email_costs_the_same_password_check_as_a_known_one, |app: TestApp| async move {
     app.store.create_user("test", EMAIL, PASSWORD).await.unwrap();
     assert_eq!(metric(&app, "stockpool_password_checks_total").await, 0);

@@ -224,3 +224,20 @@ pub async fn seed_mug(app: &TestApp) {
         201,
     );
 }
+
+/// The value of the unlabelled series `name` on `/metrics`.
+pub async fn metric(app: &TestApp, name: &str) -> i64 {
+    let text = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} in {text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Asserts an RFC 9457 problem with `status` whose detail says `says`.
+#[track_caller]
+pub fn problem(res: &Res, status: u16, says: &str) {
+    assert_eq!(res.status, status, "body: {}", res.body);
+    assert_eq!(res.content_type, "application/problem+json", "body: {}", res.body);
+    assert_eq!(res.body["status"], status);
+    let detail = res.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(says), "{detail:?} should say {says:?}");
+}

@@ -130,21 +130,6 @@ async fn kept(app: &TestApp) -> Vec<stockpool_store::inbox::Delivery> {
     app.store.inbox_deliveries(false, 0, 100).await.unwrap()
 }
 
-async fn metric(app: &TestApp, name: &str) -> i64 {
-    let text = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
-    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} in {text}"));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
-#[track_caller]
-fn problem(res: &Res, status: u16, says: &str) {
-    assert_eq!(res.status, status, "body: {}", res.body);
-    assert_eq!(res.content_type, "application/problem+json", "body: {}", res.body);
-    assert_eq!(res.body["status"], status);
-    let detail = res.body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(says), "{detail:?} should say {says:?}");
-}
-
 both!(a_signed_webhook_order_reserves_stock_and_lowers_every_other_store, |app: TestApp| async move {
     let r = receiver().await;
     seed(&app, &r.url).await;
