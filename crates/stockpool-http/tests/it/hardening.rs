@@ -88,18 +88,8 @@ both!(every_error_of_any_layer_is_a_problem_with_a_sentence, |app: TestApp| asyn
     problem(&to_res(raw).await, 405, "does not take POST");
     // A query string that does not parse: axum's rejection is plain text.
     problem(&app.get("/api/v1/orders?limit=many").await, 400, "not valid");
-    // A body over the limit, refused from its Content-Length before it is read.
-    let big = vec![b' '; stockpool_http::BODY_BYTES_MAX + 1];
-    let res = app
-        .client
-        .post(format!("{}/api/v1/items", app.base))
-        .bearer_auth(&app.token)
-        .header("content-type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    problem(&to_res(res).await, 413, "larger than");
+    // The body limit's 413 is covered by `bad_input.rs` (a large body races the server's
+    // early answer, so it is sent there as the limit allows).
 });
 
 both!(filters_refuse_values_that_do_not_exist_and_the_scheme_is_any_case, |app: TestApp| async move {
